@@ -1,0 +1,69 @@
+"""One factory for every suite, plus a vector version with distinct, derived seeds."""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+
+# suite prefix -> (module, pip extra that provides its optional dependencies)
+SUITES: dict[str, tuple[str, str | None]] = {
+    "atari100k": ("envs.atari100k", "atari"),
+    "atari": ("envs.atari100k", "atari"),
+    "stori": ("envs.stori", "atari"),
+    "dmc": ("envs.dmc", "dmc"),
+    "memory": ("envs.memory", None),
+    "mujoco": ("envs.mujoco", "mujoco"),
+}
+
+
+def _suite_module(suite: str):
+    if suite not in SUITES:
+        raise ValueError(f"unknown environment suite {suite!r}; valid suites: {sorted(SUITES)}")
+    module, extra = SUITES[suite]
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        hint = f' (pip install "ssmrl[{extra}]")' if extra else ""
+        raise ModuleNotFoundError(
+            f"environment suite {suite!r} needs the missing package {err.name!r}{hint}"
+        ) from err
+
+
+def valid_ids(suite: str) -> list[str]:
+    """All ids a suite offers, with the suite prefix."""
+    return [f"{suite}/{name}" for name in _suite_module(suite).ids()]
+
+
+def make(env_id: str, seed: int | None = None, **overrides: Any) -> gym.Env:
+    """Build one environment from ``<suite>/<name>``; ``seed`` seeds its first ``reset``."""
+    suite, _, name = env_id.partition("/")
+    if not name:
+        raise ValueError(f"environment id {env_id!r} must look like '<suite>/<name>'; suites: {sorted(SUITES)}")
+    module = _suite_module(suite)
+    if suite == "atari":  # any ALE game, not only the 26 of Atari100k
+        overrides.setdefault("any_game", True)
+    elif name not in module.ids() and not getattr(module, "accepts", lambda n: False)(name):
+        raise ValueError(f"unknown environment id {env_id!r}; valid ids: {valid_ids(suite)}")
+    env = module.make(name, **overrides)
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env
+
+
+def derived_seeds(seed: int, n: int) -> list[int]:
+    """``n`` distinct, reproducible seeds derived from one run seed."""
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+def make_vector(env_id: str, num_envs: int, seed: int = 0, asynchronous: bool = False, **overrides: Any) -> gym.vector.VectorEnv:
+    """``num_envs`` copies with distinct derived seeds; async workers use the ``spawn`` context."""
+    seeds = derived_seeds(seed, num_envs)
+    fns: list[Callable[[], gym.Env]] = [
+        (lambda s=s: make(env_id, seed=s, **overrides)) for s in seeds
+    ]
+    if asynchronous:
+        return gym.vector.AsyncVectorEnv(fns, context="spawn", autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)

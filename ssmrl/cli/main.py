@@ -1,0 +1,184 @@
+"""The ``ssmrl`` command: train, eval, imagine, offline, dataset, bench.
+
+Presets are ``group=name`` words (``agent=drama env=atari100k/Pong size=debug``), overrides are
+``key.sub=value`` words, and ``--run-dir DIR`` names the run directory (created, or resumed when it exists).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from ssmrl.runs.config import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# agent preset -> "module:function" taking an open Run; filled in as learners land.
+TRAINERS: dict[str, str] = {
+    "random": "agents.random_agent:train",
+}
+OFFLINE_TRAINERS: dict[str, str] = {}
+# ``ssmrl bench <name>`` -> script in scripts/ with a ``main(argv)`` function.
+BENCH_SCRIPTS = {
+    "scan": "bench_scan.py",
+    "envs": "bench_envs.py",
+    "replay": "bench_replay.py",
+    "worldmodel": "bench_worldmodel.py",
+}
+
+EPILOG = """examples:
+  ssmrl train agent=drama env=atari100k/Pong size=debug --run-dir runs/pong-debug train.seed=3
+  ssmrl eval runs/pong-debug --episodes 10
+  ssmrl imagine runs/pong-debug --sequences 4 --horizon 32
+"""
+
+
+class NotAvailable(RuntimeError):
+    """A sub-command or preset whose implementation has not landed."""
+
+
+def _load(target: str, what: str):
+    module_name, _, func = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and (err.name == module_name or module_name.startswith(err.name + ".")):
+            raise NotAvailable(f"{what} is not available yet (module {module_name} is missing)") from err
+        raise
+    return getattr(module, func)
+
+
+def _default_run_dir(words: list[str]) -> Path:
+    tag = "-".join(w.split("=", 1)[1].replace("/", "_") for w in words if "=" in w and "." not in w.split("=", 1)[0])
+    return Path("runs") / (tag or "run")
+
+
+# --- sub-commands -----------------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from ssmrl.runs.run import Run
+    from ssmrl.runs.schema import Config
+
+    run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.words)
+    run = Run.open(run_dir, args.words, Config, command="train")
+    if run.config.agent not in TRAINERS:
+        raise ConfigError(f"unknown agent {run.config.agent!r} for train; valid agents: {sorted(TRAINERS)}")
+    trainer = _load(TRAINERS[run.config.agent], f"agent {run.config.agent!r}")
+    print(f"run directory: {run.directory} ({'resuming' if run.resumed else 'new'})", file=sys.stderr)
+    try:
+        trainer(run)
+    finally:
+        run.close()
+    return 0
+
+
+def cmd_offline(args: argparse.Namespace) -> int:
+    from ssmrl.runs.run import Run
+    from ssmrl.runs.schema import Config
+
+    run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.words)
+    run = Run.open(run_dir, args.words, Config, command="offline")
+    if run.config.agent not in OFFLINE_TRAINERS:
+        raise NotAvailable(f"offline agent {run.config.agent!r} is not available; offline agents: {sorted(OFFLINE_TRAINERS)}")
+    trainer = _load(OFFLINE_TRAINERS[run.config.agent], f"offline agent {run.config.agent!r}")
+    try:
+        trainer(run)
+    finally:
+        run.close()
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    evaluate = _load("ssmrl.evaluation:evaluate_cli", "ssmrl eval")
+    return evaluate(args)
+
+
+def cmd_imagine(args: argparse.Namespace) -> int:
+    imagine = _load("ssmrl.world_models.render:imagine_cli", "ssmrl imagine")
+    return imagine(args)
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    dataset = _load("agents.sac.collect:dataset_cli", "ssmrl dataset")
+    return dataset(args)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.name in ("suite", "report"):
+        runner = _load("ssmrl.bench:bench_cli", f"ssmrl bench {args.name}")
+        return runner(args)
+    script = REPO_ROOT / "scripts" / BENCH_SCRIPTS[args.name]
+    if not script.is_file():
+        raise NotAvailable(f"ssmrl bench {args.name} is not available yet ({script} is missing)")
+    spec = importlib.util.spec_from_file_location(f"ssmrl_bench_{args.name}", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(args.rest)
+    return result if isinstance(result, int) else 0
+
+
+# --- parser -----------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ssmrl", description="Model-based RL with state space models.", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    words_help = "presets group=name (agent=, env=, size=) and overrides key.sub=value"
+    p = sub.add_parser("train", help="train an online agent (resumes when --run-dir exists)")
+    p.add_argument("words", nargs="*", help=words_help)
+    p.add_argument("--run-dir", help="run directory (default: runs/<presets>)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("offline", help="train an offline agent (dm, dt, bc) from a dataset")
+    p.add_argument("words", nargs="*", help=words_help + "; dataset=<path-or-id>")
+    p.add_argument("--run-dir", help="run directory (default: runs/<presets>)")
+    p.set_defaults(func=cmd_offline)
+
+    p = sub.add_parser("eval", help="evaluate a run directory or checkpoint")
+    p.add_argument("target", help="run directory or checkpoint file")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--greedy", action="store_true", help="take the most likely action instead of sampling")
+    p.add_argument("--num-envs", type=int, default=1)
+    p.add_argument("--seed", type=int, default=None, help="evaluation seed (default: run seed + 10_000)")
+    p.add_argument("--out", help="JSON file for the results (default: <run>/eval-<step>.json)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("imagine", help="render imagined rollouts of a world model as MP4/GIF")
+    p.add_argument("target", help="run directory or checkpoint file")
+    p.add_argument("--sequences", type=int, default=4)
+    p.add_argument("--context", type=int, default=8)
+    p.add_argument("--horizon", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output folder (default: <run>/videos/imagine-<step>)")
+    p.set_defaults(func=cmd_imagine)
+
+    p = sub.add_parser("dataset", help="collect or inspect offline datasets (D4RL-style HDF5, Minari)")
+    p.add_argument("action", choices=["collect", "info"])
+    p.add_argument("words", nargs="*", help="collect: env=mujoco/Hopper level=medium size=... ; info: PATH")
+    p.add_argument("--out", help="output file or folder")
+    p.set_defaults(func=cmd_dataset)
+
+    p = sub.add_parser("bench", help="benchmarks (scan, envs, replay, worldmodel) and benchmark suites")
+    p.add_argument("name", choices=sorted(BENCH_SCRIPTS) + ["suite", "report"])
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark (see its --help)")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, NotAvailable, FileNotFoundError) as err:
+        print(f"ssmrl {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ssmrl {args.command}: interrupted; the last checkpoint is kept, run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

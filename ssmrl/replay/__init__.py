@@ -1,0 +1,1 @@
+"""ssmrl/replay"""

@@ -1,0 +1,156 @@
+"""Atomic checkpoints of everything a learner registers: models, optimisers, counters, RNG states, replay index.
+
+Layout of ``checkpoints/``::
+
+    ckpt-000001000.pt     torch.save of {"step", "objects": {name: state_dict}, "rng": {...}}
+    latest.json           {"file": "ckpt-000001000.pt", "step": 1000, "sha256": "..."}
+
+Every file is written to a temporary name, flushed to disk and renamed over its final name, so a crash mid-write
+leaves the previous checkpoint and ``latest.json`` untouched. The sha256 in ``latest.json`` catches a checkpoint
+that was truncated or altered afterwards.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ssmrl.runs.seeding import rng_state, set_rng_state
+
+LATEST = "latest.json"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read; the message names the file."""
+
+
+def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    """Write ``path`` through ``write(file)`` into a temp file in the same folder, fsync, then rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Checkpointer:
+    """Saves and restores registered objects. An object is anything with ``state_dict``/``load_state_dict``, or a
+    plain ``dict`` of counters (restored in place)."""
+
+    def __init__(self, directory: str | Path, keep: int = 2):
+        if keep < 2:
+            raise ValueError("keep must be >= 2 so that a previous checkpoint survives a bad write")
+        self.directory = Path(directory)
+        self.keep = keep
+        self.objects: dict[str, Any] = {}
+
+    def register(self, **objects: Any) -> None:
+        for name, obj in objects.items():
+            if not (isinstance(obj, dict) or (hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict"))):
+                raise TypeError(f"checkpoint object {name!r} needs state_dict/load_state_dict or must be a dict")
+            self.objects[name] = obj
+
+    # --- saving ---------------------------------------------------------------------------------------------
+    def save(self, step: int) -> Path:
+        payload = {
+            "step": int(step),
+            "objects": {name: (dict(obj) if isinstance(obj, dict) else obj.state_dict()) for name, obj in self.objects.items()},
+            "rng": rng_state(),
+        }
+        path = self.directory / f"ckpt-{int(step):09d}.pt"
+        atomic_write(path, lambda f: torch.save(payload, f))
+        record = {"file": path.name, "step": int(step), "sha256": sha256(path)}
+        atomic_write(self.directory / LATEST, lambda f: f.write(json.dumps(record, indent=1)), mode="w")
+        self._prune()
+        return path
+
+    def _prune(self) -> None:
+        for old in self.all()[: -self.keep]:
+            old.unlink(missing_ok=True)
+
+    # --- loading --------------------------------------------------------------------------------------------
+    def all(self) -> list[Path]:
+        return sorted(self.directory.glob("ckpt-*.pt"))
+
+    def latest(self) -> Path | None:
+        """The checkpoint named by ``latest.json`` (None when there is none)."""
+        record = self._latest_record()
+        return None if record is None else self.directory / record["file"]
+
+    def _latest_record(self) -> dict | None:
+        index = self.directory / LATEST
+        if not index.is_file():
+            return None
+        try:
+            record = json.loads(index.read_text())
+            return {"file": str(record["file"]), "step": int(record["step"]), "sha256": str(record["sha256"])}
+        except (ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(f"{index}: corrupt checkpoint index ({err}); checkpoints present: {self._names()}") from err
+
+    def _names(self) -> list[str]:
+        return [p.name for p in self.all()]
+
+    def read(self, path: str | Path | None = None) -> dict:
+        """Read and verify a checkpoint file (default: the latest) without applying it."""
+        record = self._latest_record() if path is None else None
+        if path is None:
+            if record is None:
+                raise CheckpointError(f"no checkpoint in {self.directory}")
+            path = self.directory / record["file"]
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint file {path} does not exist; checkpoints present: {self._names()}")
+        if record is not None and sha256(path) != record["sha256"]:
+            raise CheckpointError(
+                f"checkpoint {path} is corrupt or truncated (sha256 differs from {LATEST}); "
+                f"earlier checkpoints still present: {[n for n in self._names() if n != path.name]}"
+            )
+        try:
+            # Our own files: they hold python/numpy RNG states, which the weights-only loader rejects.
+            payload = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # torch raises several types for truncated zip archives
+            raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err})") from err
+        if not isinstance(payload, dict) or not {"step", "objects", "rng"} <= set(payload):
+            raise CheckpointError(f"checkpoint {path} is not an ssmrl checkpoint (missing step/objects/rng)")
+        return payload
+
+    def load(self, path: str | Path | None = None, strict: bool = True) -> int:
+        """Restore every registered object and the global RNG states; returns the checkpoint's step."""
+        payload = self.read(path)
+        saved = payload["objects"]
+        missing = sorted(set(self.objects) - set(saved))
+        if strict and missing:
+            raise CheckpointError(f"checkpoint lacks registered objects {missing}; it holds {sorted(saved)}")
+        for name, obj in self.objects.items():
+            if name not in saved:
+                continue
+            try:
+                if isinstance(obj, dict):
+                    obj.clear()
+                    obj.update(saved[name])
+                else:
+                    obj.load_state_dict(saved[name])
+            except (RuntimeError, KeyError, ValueError) as err:
+                raise CheckpointError(f"checkpoint object {name!r} does not fit this run: {err}") from err
+        set_rng_state(payload["rng"])
+        return int(payload["step"])

@@ -1,0 +1,222 @@
+"""Typed configs: YAML presets merged in order into dataclasses, plus ``key.sub=value`` overrides.
+
+A config is a tree of dataclasses. Presets and overrides are plain nested dicts that are deep-merged in order and
+only then turned into dataclasses, so that an unknown key or a value of the wrong type is reported with its full
+dotted name (``wm.backbone.d_model``) instead of failing somewhere deep in a learner.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+CONFIG_ROOT = Path(__file__).resolve().parents[2] / "configs"
+
+
+class ConfigError(ValueError):
+    """A config key or value that cannot be accepted; the message names the dotted key."""
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    """New dict: ``update`` merged into ``base``; nested dicts merge, everything else replaces."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> dict:
+    """``"a.b.c=3"`` -> ``{"a": {"b": {"c": 3}}}``; the value is parsed as YAML (numbers, bools, lists, null)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({err})") from err
+    if isinstance(value, str):
+        value = _number(value)
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def _number(text: str) -> str | float:
+    """YAML 1.1 reads ``1e-3`` as a string; every researcher means the float."""
+    try:
+        return float(text) if any(c.isdigit() for c in text) else text
+    except ValueError:
+        return text
+
+
+def load_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must hold a mapping at the top level")
+    return data
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (converting int -> float and dicts -> dataclasses)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is typing.Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{key}: expected one of {list(typing.get_args(tp))}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping for {tp.__name__}, got {value!r}")
+        return from_dict(tp, value, prefix=key)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        item_tp = args[0] if args else Any
+        items = [_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        args = typing.get_args(tp)
+        val_tp = args[1] if len(args) == 2 else Any
+        return {k: _convert(v, val_tp, f"{key}.{k}") for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, str):  # ``lr: 4e-5`` in a YAML file arrives as a string (YAML 1.1)
+            value = _number(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected float, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected int, got {value!r}")
+        return value
+    if tp in (str, bool):
+        if not isinstance(value, tp):
+            raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported config type {_type_name(tp)}")
+
+
+def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a nested dict; unknown keys and wrong types raise ``ConfigError``."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(
+            f"unknown config key {where}{unknown[0]!s}; valid keys{' of ' + prefix if prefix else ''}: {sorted(names)}"
+        )
+    kwargs = {}
+    for name in names & set(data):
+        kwargs[name] = _convert(data[name], hints[name], f"{prefix}.{name}" if prefix else name)
+    # Nested dataclass defaults are built from their own defaults so partial dicts merge field by field.
+    return cls(**kwargs)
+
+
+def to_dict(config: Any) -> Any:
+    """Dataclass tree -> plain nested dicts/lists (YAML-safe)."""
+    if dataclasses.is_dataclass(config):
+        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, (list, tuple)):
+        return [to_dict(v) for v in config]
+    if isinstance(config, dict):
+        return {k: to_dict(v) for k, v in config.items()}
+    return config
+
+
+def dump_yaml(config: Any) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name))
+        else:
+            out[name] = value
+    return out
+
+
+def preset_groups(root: Path = CONFIG_ROOT) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def preset_path(group: str, name: str, root: Path = CONFIG_ROOT) -> Path | None:
+    """The YAML file of preset ``group=name``; for ``env=suite/Game`` the suite's file serves every game."""
+    exact = root / group / f"{name}.yaml"
+    if exact.is_file():
+        return exact
+    suite = root / group / f"{name.split('/')[0]}.yaml"
+    return suite if "/" in name and suite.is_file() else None
+
+
+# Presets merge in this order whatever the command line's order, so that ``size=debug`` always shrinks the agent.
+GROUP_ORDER = ("agent", "env", "bench", "size")
+
+
+def _preset_value(group: str, name: str) -> dict:
+    """What choosing a preset records in the config: ``agent: drama``, ``env: {id: atari100k/Pong}``."""
+    return {"env": {"id": name}} if group == "env" else {group: name}
+
+
+def resolve_args(args: list[str], root: Path = CONFIG_ROOT) -> tuple[dict, dict]:
+    """Turn command-line words into (defaults + presets + overrides, what the words themselves set).
+
+    ``group=name`` words (a folder ``configs/group`` exists) choose preset ``configs/group/name.yaml``;
+    ``key.sub=value`` words are overrides applied after all presets, in order.
+    """
+    groups = preset_groups(root)
+    chosen: dict[str, str] = {}
+    given: dict = {}
+    for word in args:
+        key, sep, value = word.partition("=")
+        if not sep:
+            raise ConfigError(f"argument {word!r} is neither group=preset nor key.sub=value")
+        if "." not in key and key in groups:
+            if preset_path(key, value, root) is None:
+                names = sorted(p.stem for p in (root / key).glob("*.yaml"))
+                raise ConfigError(f"unknown {key} preset {value!r}; valid presets: {names}")
+            chosen[key] = value
+            given = deep_merge(given, _preset_value(key, value))
+        else:
+            given = deep_merge(given, parse_override(word))
+    merged = load_yaml(root / "defaults.yaml") if (root / "defaults.yaml").is_file() else {}
+    order = sorted(chosen, key=lambda g: (GROUP_ORDER.index(g) if g in GROUP_ORDER else len(GROUP_ORDER), g))
+    for group in order:
+        merged = deep_merge(merged, load_yaml(preset_path(group, chosen[group], root)))
+    return deep_merge(merged, given), given

@@ -1,0 +1,220 @@
+"""Run directories: one folder holds everything a run produced and everything needed to resume it.
+
+    <run-dir>/
+      config.yaml      the fully resolved config (rewritten when a resume changes an allowed key)
+      run.json         package versions, git commit, machine, seed, command lines, env settings, resumes
+      metrics.jsonl    one JSON object per logged step ({"step": ..., "<name>": value, ...})
+      scores.jsonl     one JSON object per finished evaluation/training episode
+      tb/              TensorBoard event files
+      checkpoints/     atomic checkpoints (see ssmrl.runs.checkpoint)
+      videos/          GIF/MP4 files
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ssmrl.runs.checkpoint import Checkpointer, atomic_write
+from ssmrl.runs.config import ConfigError, deep_merge, dump_yaml, flatten, from_dict, load_yaml, resolve_args
+
+PACKAGES = ("ssmrl", "torch", "numpy", "gymnasium", "ale-py", "dm-control", "mujoco", "triton", "h5py", "tensorboard")
+
+# Keys a resume may change: budgets and reporting, never anything that shapes the learner or its data.
+RESUMABLE_PREFIXES = ("train.steps", "train.log_every", "train.eval_every", "train.eval_episodes",
+                      "train.checkpoint_every", "train.video_every", "device")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit() -> dict[str, Any]:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": None, "dirty": None}
+    if commit.returncode != 0:
+        return {"commit": None, "dirty": None}
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    info = {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    info["env_vars"] = {k: os.environ[k] for k in ("MUJOCO_GL", "PYOPENGL_PLATFORM", "TRITON_INTERPRET", "OMP_NUM_THREADS") if k in os.environ}
+    return info
+
+
+def _jsonable(value: Any) -> Any:
+    """Numbers from numpy/torch as plain floats; non-finite values become strings so the line stays valid JSON."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+@dataclass
+class Run:
+    """An open run directory. ``resumed_step`` is the checkpoint step on resume, else None."""
+
+    directory: Path
+    config: Any
+    resumed: bool
+
+    def __post_init__(self):
+        self.directory = Path(self.directory)
+        for sub in ("checkpoints", "videos", "tb"):
+            (self.directory / sub).mkdir(parents=True, exist_ok=True)
+        self.checkpointer = Checkpointer(self.directory / "checkpoints")
+        self._writer = None
+        self._purge_step: int | None = None
+
+    # --- creation / resume ------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, directory: str | Path, args: list[str], schema: type, command: str = "train") -> "Run":
+        """Create a run from presets/overrides, or resume the one in ``directory`` (its config.yaml wins).
+
+        On resume, command-line words may only change keys in ``RESUMABLE_PREFIXES``; any other difference
+        is an error that names the key, so nothing given on the command line is silently dropped.
+        """
+        directory = Path(directory)
+        merged, given = resolve_args(args)
+        config_file = directory / "config.yaml"
+        if config_file.is_file():
+            recorded = load_yaml(config_file)
+            changes = {}
+            for key, value in flatten(given).items():
+                old = flatten(recorded).get(key, _MISSING)
+                if old == value:
+                    continue
+                if not key.startswith(RESUMABLE_PREFIXES):
+                    raise ConfigError(
+                        f"cannot change {key} when resuming {directory} (run has {old if old is not _MISSING else 'no such key'!r}, "
+                        f"command line says {value!r}); only {list(RESUMABLE_PREFIXES)} may change; use a new --run-dir"
+                    )
+                changes[key] = value
+            data = recorded
+            for key, value in changes.items():
+                data = deep_merge(data, _nest(key, value))
+            config = from_dict(schema, data)
+            run = cls(directory, config, resumed=True)
+            if changes:
+                print(f"resume: applying {changes}", file=sys.stderr)
+                atomic_write(config_file, lambda f: f.write(dump_yaml(config)), mode="w")
+            run.update_info(resumes=run.info().get("resumes", []) + [{"time": time.time(), "argv": sys.argv, "changes": changes}])
+            return run
+        if directory.exists() and any(directory.iterdir()):
+            raise ConfigError(f"run directory {directory} exists, is not empty and has no config.yaml")
+        config = from_dict(schema, merged)
+        run = cls(directory, config, resumed=False)
+        atomic_write(config_file, lambda f: f.write(dump_yaml(config)), mode="w")
+        run.update_info(
+            command=command,
+            argv=sys.argv,
+            created=time.time(),
+            seed=getattr(config, "seed", None),
+            packages=package_versions(),
+            git=git_commit(),
+            machine=machine_info(),
+        )
+        return run
+
+    @classmethod
+    def load(cls, directory: str | Path, schema: type) -> "Run":
+        """Open an existing run read-mostly (for eval/imagine)."""
+        directory = Path(directory)
+        config_file = directory / "config.yaml"
+        if not config_file.is_file():
+            raise FileNotFoundError(f"{directory} is not a run directory (no config.yaml)")
+        return cls(directory, from_dict(schema, load_yaml(config_file)), resumed=True)
+
+    # --- run.json ---------------------------------------------------------------------------------------------
+    def info(self) -> dict:
+        path = self.directory / "run.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def update_info(self, **fields: Any) -> None:
+        data = {**self.info(), **fields}
+        atomic_write(self.directory / "run.json", lambda f: f.write(json.dumps(data, indent=1, default=str)), mode="w")
+
+    # --- logging ----------------------------------------------------------------------------------------------
+    @property
+    def writer(self):
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step drops events logged after the checkpoint we resumed from, so the curve continues.
+            self._writer = SummaryWriter(str(self.directory / "tb"), purge_step=self._purge_step)
+        return self._writer
+
+    def resume_from(self, step: int) -> None:
+        """Tell the logs that training continues from checkpoint ``step`` (later lines are dropped)."""
+        self._purge_step = step
+        for name in ("metrics.jsonl", "scores.jsonl"):
+            path = self.directory / name
+            if path.is_file():
+                lines = [l for l in path.read_text().splitlines() if l.strip() and _step_of(l) <= step]
+                atomic_write(path, lambda f: f.write("".join(l + "\n" for l in lines)), mode="w")
+
+    def log_metrics(self, step: int, metrics: dict[str, Any]) -> None:
+        row = {"step": int(step), **{k: _jsonable(v) for k, v in metrics.items()}}
+        with open(self.directory / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        for key, value in row.items():
+            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(key, value, step)
+
+    def log_score(self, step: int, **fields: Any) -> None:
+        row = {"step": int(step), **{k: _jsonable(v) for k, v in fields.items()}}
+        with open(self.directory / "scores.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+            self._writer.close()
+            self._writer = None
+
+
+_MISSING = object()
+
+
+def _nest(dotted: str, value: Any) -> dict:
+    for part in reversed(dotted.split(".")):
+        value = {part: value}
+    return value
+
+
+def _step_of(line: str) -> float:
+    try:
+        return json.loads(line).get("step", 0)
+    except ValueError:
+        return math.inf  # a torn last line from a crash: drop it

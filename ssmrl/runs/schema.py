@@ -1,0 +1,44 @@
+"""The top-level config of a run: what ``configs/*.yaml`` presets and ``key.sub=value`` overrides fill in."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class EnvConfig:
+    id: str = "memory/four-rooms"
+    num_envs: int = 1  # parallel environments for collection
+    asynchronous: bool = False  # subprocess workers (spawn) instead of stepping in-process
+    options: dict[str, Any] = field(default_factory=dict)  # suite-specific keyword arguments for envs.make
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 10_000  # environment steps (online) or updates (offline)
+    log_every: int = 500
+    eval_every: int = 5_000
+    eval_episodes: int = 5
+    checkpoint_every: int = 5_000
+    video_every: int = 0  # 0: no periodic videos
+
+
+@dataclass
+class Config:
+    agent: str = "random"
+    size: str = "default"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    env: EnvConfig = field(default_factory=EnvConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name!r} but CUDA is not available on this machine; use device=cpu")
+    return device

@@ -1,0 +1,1 @@
+"""ssmrl/world_models"""
