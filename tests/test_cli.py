@@ -33,3 +33,24 @@ def test_bad_words_fail_with_the_key_named(tmp_path, capsys):
     assert "unknown agent preset 'nonexistent'" in capsys.readouterr().err
     assert main(["train", "justaword", "--run-dir", str(tmp_path / "r3")]) == 2
     assert "justaword" in capsys.readouterr().err
+
+
+def test_train_resume_and_eval_end_to_end(tmp_path):
+    """The random agent through the CLI: train, resume with a larger budget, evaluate (writes JSON)."""
+    import json
+
+    run = tmp_path / "run"
+    words = ["train", "agent=random", "env=memory/doors-keys-3", "size=debug", "--run-dir", str(run)]
+    assert main(words + ["train.steps=100", "train.checkpoint_every=50"]) == 0
+    assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] == 100
+    assert main(words + ["train.steps=150"]) == 0  # resumes: continues from 100, not from 0
+    assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] == 150
+    info = json.loads((run / "run.json").read_text())
+    assert info["resumes"][-1]["changes"] == {"train.steps": 150}
+    assert info["env_settings"]  # the env's full settings recorded
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(run), "--episodes", "2", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["step"] == 150 and len(result["per_episode"]) == 2
+    assert result["mean"] == sum(e["return"] for e in result["per_episode"]) / 2
+    assert main(["eval", str(tmp_path / "missing")]) == 2

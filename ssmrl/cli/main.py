@@ -11,6 +11,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from ssmrl.runs.checkpoint import CheckpointError
 from ssmrl.runs.config import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -169,10 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # Words may follow options (``train agent=x --run-dir d seed=3``); argparse leaves those over.
+    if extra and hasattr(args, "words") and all("=" in w and not w.startswith("-") for w in extra):
+        args.words = list(args.words) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
-    except (ConfigError, NotAvailable, FileNotFoundError) as err:
+    except (ConfigError, CheckpointError, NotAvailable, FileNotFoundError) as err:
         print(f"ssmrl {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

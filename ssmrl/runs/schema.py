@@ -11,6 +11,7 @@ class EnvConfig:
     num_envs: int = 1  # parallel environments for collection
     asynchronous: bool = False  # subprocess workers (spawn) instead of stepping in-process
     options: dict[str, Any] = field(default_factory=dict)  # suite-specific keyword arguments for envs.make
+    eval_options: dict[str, Any] = field(default_factory=dict)  # replaces options' keys when evaluating
 
 
 @dataclass

@@ -1,0 +1,136 @@
+"""Evaluation: play N full episodes with a trained policy and report returns (and normalised scores).
+
+Every environment starts with a fresh recurrent state (the rollout engine hands ``first`` to the policy, which
+zeroes its state there), episodes are spread evenly over the environments so that short episodes are not
+over-represented, and the result file records the config, checkpoint, seed and package versions behind it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ssmrl.metrics.aggregate import mean_and_stderr
+from ssmrl.rollout import RolloutConfig, RolloutEngine
+from ssmrl.runs.checkpoint import CheckpointError
+from ssmrl.runs.progress import progress
+from ssmrl.runs.run import Run, package_versions
+from ssmrl.runs.schema import Config
+
+# agent -> "module:function(run, checkpoint: Path | None, greedy: bool, num_envs: int) -> (policy, step)"
+POLICY_LOADERS: dict[str, str] = {
+    "random": "agents.random_agent:load_policy",
+}
+
+
+def episode_quotas(episodes: int, num_envs: int) -> list[int]:
+    """Episodes per environment, as even as possible: 10 over 4 envs -> [3, 3, 2, 2]."""
+    if episodes < 1 or num_envs < 1:
+        raise ValueError(f"need episodes >= 1 and num_envs >= 1, got {episodes} and {num_envs}")
+    return [episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)]
+
+
+def play_episodes(env_id: str, policy: Any, episodes: int, num_envs: int = 1, seed: int = 0,
+                  options: dict | None = None) -> list[dict]:
+    """Run ``policy`` until every env finished its quota; returns one dict per episode (env, return, length)."""
+    num_envs = min(num_envs, episodes)
+    quotas = episode_quotas(episodes, num_envs)
+    engine = RolloutEngine.from_env_id(env_id, num_envs, replay=None, config=RolloutConfig(seed=seed, record=False),
+                                       **(options or {}))
+    results: list[dict] = []
+    done = [0] * num_envs
+    bar = progress(total=episodes, desc="eval", unit="episode")
+    try:
+        while sum(done) < episodes:
+            for ep in engine.step(policy):
+                if done[ep.env] < quotas[ep.env]:
+                    done[ep.env] += 1
+                    results.append({"env": ep.env, "return": ep.episode_return, "length": ep.length,
+                                    "terminated": ep.terminated, "truncated": ep.truncated})
+                    bar.update(1)
+    finally:
+        bar.close()
+        engine.close()
+    return results
+
+
+def normalized_score(env_id: str, score: float) -> tuple[float, str] | None:
+    """(normalised score, reference used) where the suite defines one, else None."""
+    suite, _, name = env_id.partition("/")
+    if suite in ("atari100k", "atari", "stori"):
+        from envs.atari100k import REFERENCE_SCORES, human_normalized_score
+
+        game = name.split("/")[0]
+        if game in REFERENCE_SCORES:
+            return human_normalized_score(game, score), "human-normalised (Atari100k random/human reference scores)"
+    return None
+
+
+def summarize(env_id: str, episodes: list[dict]) -> dict[str, Any]:
+    returns = np.array([e["return"] for e in episodes], dtype=np.float64)
+    mean, stderr = mean_and_stderr(returns)
+    summary = {"episodes": len(returns), "mean": mean, "stderr": stderr, "std": float(returns.std()),
+               "min": float(returns.min()), "max": float(returns.max()), "mean_length": float(np.mean([e["length"] for e in episodes]))}
+    normalised = normalized_score(env_id, mean)
+    if normalised is not None:
+        summary["normalized_score"], summary["normalized_reference"] = normalised
+    return summary
+
+
+def _load(target: str) -> Callable:
+    import importlib
+
+    module, _, func = target.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def resolve_target(target: str | Path) -> tuple[Path, Path | None]:
+    """(run directory, checkpoint file or None for the latest) from a run directory or a checkpoint path."""
+    target = Path(target)
+    if target.is_file():
+        if target.parent.name != "checkpoints":
+            raise FileNotFoundError(f"{target} is not inside a run's checkpoints/ folder")
+        return target.parent.parent, target
+    if target.is_dir():
+        return target, None
+    raise FileNotFoundError(f"{target} is neither a run directory nor a checkpoint file")
+
+
+def evaluate_cli(args: argparse.Namespace) -> int:
+    run_dir, checkpoint = resolve_target(args.target)
+    run = Run.load(run_dir, Config)
+    cfg = run.config
+    if cfg.agent not in POLICY_LOADERS:
+        raise CheckpointError(f"run {run_dir} was trained by agent {cfg.agent!r}, which eval does not know; known: {sorted(POLICY_LOADERS)}")
+    num_envs = min(args.num_envs, args.episodes)
+    policy, step = _load(POLICY_LOADERS[cfg.agent])(run, checkpoint, args.greedy, num_envs)
+    seed = cfg.seed + 10_000 if args.seed is None else args.seed  # never the training episodes' seeds
+    options = {**cfg.env.options, **cfg.env.eval_options}
+    start = time.time()
+    episodes = play_episodes(cfg.env.id, policy, args.episodes, num_envs, seed, options)
+    summary = summarize(cfg.env.id, episodes)
+    result = {"run": str(run_dir), "checkpoint": str(checkpoint) if checkpoint else "latest", "step": step,
+              "agent": cfg.agent, "env": cfg.env.id, "env_options": options, "greedy": args.greedy, "seed": seed,
+              "num_envs": num_envs, "seconds": time.time() - start, **summary, "per_episode": episodes,
+              "packages": package_versions()}
+    out = Path(args.out) if args.out else run_dir / f"eval-{step}.json"
+    out.write_text(json.dumps(result, indent=1))
+    _print_table(result)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _print_table(result: dict) -> None:
+    print(f"{'episode':>8} {'env':>4} {'return':>12} {'length':>8}")
+    for i, ep in enumerate(result["per_episode"]):
+        print(f"{i:>8} {ep['env']:>4} {ep['return']:>12.2f} {ep['length']:>8}")
+    line = f"{result['env']} step {result['step']}: mean {result['mean']:.2f} ± {result['stderr']:.2f} (s.e., {result['episodes']} episodes)"
+    if "normalized_score" in result and math.isfinite(result["normalized_score"]):
+        line += f", normalised {result['normalized_score']:.3f} [{result['normalized_reference']}]"
+    print(line)
