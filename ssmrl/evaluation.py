@@ -26,6 +26,7 @@ from ssmrl.runs.schema import Config
 # agent -> "module:function(run, checkpoint: Path | None, greedy: bool, num_envs: int) -> (policy, step)"
 POLICY_LOADERS: dict[str, str] = {
     "random": "agents.random_agent:load_policy",
+    **{name: "agents.dreamer.train:load_policy" for name in ("drama", "s4wm", "s5wm", "rssm", "transformer")},
 }
 
 

@@ -102,3 +102,16 @@ def test_repository_presets_resolve_into_the_schema():
     assert cfg.seed == 3 and cfg.size == "debug" and cfg.train.steps == 200
     with pytest.raises(ConfigError, match="train.stepz"):
         from_dict(Config, resolve_args(["train.stepz=3"])[0])
+
+
+def test_partial_mapping_keeps_the_fields_own_default():
+    @dataclass
+    class Opt:
+        lr: float = 1.0
+        clip: float = 100.0
+
+    @dataclass
+    class Holder:
+        opt: Opt = field(default_factory=lambda: Opt(clip=1000.0))
+
+    assert from_dict(Holder, {"opt": {"lr": 0.5}}).opt == Opt(lr=0.5, clip=1000.0)

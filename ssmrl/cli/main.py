@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # agent preset -> "module:function" taking an open Run; filled in as learners land.
 TRAINERS: dict[str, str] = {
     "random": "agents.random_agent:train",
+    **{name: "agents.dreamer.train:train" for name in ("drama", "s4wm", "s5wm", "rssm", "transformer")},
 }
 OFFLINE_TRAINERS: dict[str, str] = {}
 # ``ssmrl bench <name>`` -> script in scripts/ with a ``main(argv)`` function.

@@ -138,10 +138,15 @@ def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
         raise ConfigError(
             f"unknown config key {where}{unknown[0]!s}; valid keys{' of ' + prefix if prefix else ''}: {sorted(names)}"
         )
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for name in names & set(data):
-        kwargs[name] = _convert(data[name], hints[name], f"{prefix}.{name}" if prefix else name)
-    # Nested dataclass defaults are built from their own defaults so partial dicts merge field by field.
+        value = data[name]
+        default = fields[name].default_factory
+        if isinstance(value, dict) and default is not dataclasses.MISSING and dataclasses.is_dataclass(hints[name]):
+            # A partial mapping overrides the field's own default (which may differ from the class defaults).
+            value = deep_merge(to_dict(default()), value)
+        kwargs[name] = _convert(value, hints[name], f"{prefix}.{name}" if prefix else name)
     return cls(**kwargs)
 
 

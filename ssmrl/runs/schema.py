@@ -1,8 +1,15 @@
-"""The top-level config of a run: what ``configs/*.yaml`` presets and ``key.sub=value`` overrides fill in."""
+"""The top-level config of a run: what ``configs/*.yaml`` presets and ``key.sub=value`` overrides fill in.
+
+This module is the composition root: each section's dataclass lives with the code it configures.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from agents.dreamer.agent import DreamerConfig, WorldModelSection
+from agents.dreamer.config import ActorCriticConfig
+from ssmrl.replay.config import ReplayConfig
 
 
 @dataclass
@@ -32,6 +39,11 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     env: EnvConfig = field(default_factory=EnvConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # online world-model agents (agent=drama|s4wm|s5wm|rssm|transformer)
+    wm: WorldModelSection = field(default_factory=WorldModelSection)
+    ac: ActorCriticConfig = field(default_factory=ActorCriticConfig)
+    dreamer: DreamerConfig = field(default_factory=DreamerConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)  # num_streams, seed, directory set by the learner
 
 
 def resolve_device(name: str):

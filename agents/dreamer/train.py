@@ -1,0 +1,161 @@
+"""The online training loop: random warm-up, then ``train_ratio`` updates per env step, periodic evaluation and
+checkpoints. Everything the loop owns (networks, optimisers, replay index, counters, generators) is in the
+checkpoint, so ``ssmrl train`` on the same run directory continues where the last checkpoint left off.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import envs
+from agents.dreamer.agent import DreamerAgent, space_info
+from ssmrl.evaluation import play_episodes, summarize
+from ssmrl.replay import ReplayBuffer
+from ssmrl.rollout import RandomPolicy, RolloutConfig, RolloutEngine
+from ssmrl.runs.progress import progress
+from ssmrl.runs.run import Run
+from ssmrl.runs.schema import resolve_device
+from ssmrl.runs.seeding import GeneratorCheckpoint, Seeds, seed_everything
+
+
+def _spaces(cfg) -> tuple[dict, dict]:
+    env = envs.make(cfg.env.id, **cfg.env.options)
+    _, info = env.reset(seed=cfg.seed)
+    spaces = space_info(env.observation_space, env.action_space)
+    spaces["action_space"] = env.action_space
+    env.close()
+    return spaces, info.get("settings", {})
+
+
+def build_agent(run: Run) -> tuple[DreamerAgent, dict, dict]:
+    cfg = run.config
+    spaces, settings = _spaces(cfg)
+    device = resolve_device(cfg.device)
+    agent = DreamerAgent(cfg.wm, cfg.ac, cfg.dreamer, spaces, device, seed=Seeds(cfg.seed).int("networks") % 2**31)
+    return agent, spaces, settings
+
+
+class _Averages:
+    """Running means of scalar metrics between two log lines."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, metrics: dict[str, float]) -> None:
+        for k, v in metrics.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+            self.counts[k] = self.counts.get(k, 0) + 1
+
+    def pop(self) -> dict[str, float]:
+        out = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        self.sums, self.counts = {}, {}
+        return out
+
+
+def evaluate(run: Run, agent: DreamerAgent, step: int, episodes: int) -> dict:
+    cfg = run.config
+    policy = agent.policy(greedy=cfg.dreamer.greedy_eval, generator=Seeds(cfg.seed).torch(f"eval-{step}", agent.device))
+    results = play_episodes(cfg.env.id, policy, episodes, num_envs=min(episodes, cfg.env.num_envs),
+                            seed=Seeds(cfg.seed).int(f"eval-envs-{step}"), options={**cfg.env.options, **cfg.env.eval_options})
+    summary = summarize(cfg.env.id, results)
+    run.log_score(step, kind="eval", **{k: v for k, v in summary.items() if k != "normalized_reference"},
+                  returns=[r["return"] for r in results])
+    run.log_metrics(step, {f"eval/{k}": v for k, v in summary.items() if isinstance(v, (int, float))})
+    return summary
+
+
+def train(run: Run) -> None:
+    cfg = run.config
+    dcfg = cfg.dreamer
+    seeds = Seeds(cfg.seed)
+    seed_everything(cfg.seed)
+    agent, spaces, settings = build_agent(run)
+    run.update_info(env_settings=settings, parameters={"world_model": agent.wm.num_parameters(),
+                                                       "actor_critic": sum(p.numel() for p in agent.ac.parameters())})
+    print(f"world model {cfg.wm.preset}/{cfg.wm.size}: {agent.wm.num_parameters():,} parameters", flush=True)
+    num_envs = cfg.env.num_envs
+    replay_cfg = dataclasses.replace(cfg.replay, num_streams=num_envs, seed=seeds.int("replay") % 2**31,
+                                     directory=str(run.directory / "replay"))
+    replay = ReplayBuffer(replay_cfg)
+    learn_gen = seeds.torch("learner", agent.device)
+    act_gen = seeds.torch("acting", agent.device)
+    warmup = RandomPolicy(spaces["action_space"], num_envs, seed=seeds.int("warmup"))
+    counters = {"env_steps": 0, "episodes": 0, "update_credit": 0.0, "last_eval": 0, "last_checkpoint": 0, "last_log": 0}
+    run.checkpointer.register(counters=counters, agent=agent, replay=replay, warmup=warmup,
+                              learn_gen=GeneratorCheckpoint(learn_gen), act_gen=GeneratorCheckpoint(act_gen))
+    if run.resumed and run.checkpointer.latest() is not None:
+        step = run.checkpointer.load()
+        run.resume_from(step)
+        print(f"resumed from checkpoint at env step {step} ({agent.updates} updates, {len(replay)} replay steps)", flush=True)
+
+    # Env seeds depend on the step we (re)start from: a resume starts fresh, reproducible episodes.
+    rollout_cfg = RolloutConfig(seed=seeds.int(f"envs-{counters['env_steps']}") % 2**31)
+    engine = RolloutEngine.from_env_id(cfg.env.id, num_envs, replay, rollout_cfg, **cfg.env.options)
+    policy = agent.policy(greedy=False, generator=act_gen)
+    averages = _Averages()
+    bar = progress(total=cfg.train.steps, initial=counters["env_steps"], desc=f"{cfg.agent} {cfg.env.id}")
+    clock, clock_steps = time.time(), counters["env_steps"]
+    try:
+        while counters["env_steps"] < cfg.train.steps:
+            acting = warmup if counters["env_steps"] < dcfg.warmup_steps else policy
+            for episode in engine.step(acting):
+                counters["episodes"] += 1
+                run.log_score(counters["env_steps"] + num_envs, kind="train", episode=counters["episodes"],
+                              episode_return=episode.episode_return, episode_length=episode.length)
+                averages.add({"episode/return": episode.episode_return, "episode/length": episode.length})
+            counters["env_steps"] += num_envs
+            bar.update(num_envs)
+            step = counters["env_steps"]
+            if step >= dcfg.warmup_steps:
+                counters["update_credit"] += dcfg.train_ratio * num_envs
+                while counters["update_credit"] >= 1.0:
+                    counters["update_credit"] -= 1.0
+                    averages.add(agent.update(replay, learn_gen))
+            if step - counters["last_log"] >= cfg.train.log_every:
+                counters["last_log"] = step
+                now = time.time()
+                metrics = averages.pop()
+                metrics.update({"perf/env_steps_per_s": (step - clock_steps) / max(now - clock, 1e-9),
+                                "perf/updates": agent.updates, "perf/replay_steps": len(replay)})
+                clock, clock_steps = now, step
+                run.log_metrics(step, metrics)
+                bar.set_postfix({k: f"{metrics[k]:.3g}" for k in ("episode/return", "wm/loss") if k in metrics})
+            if cfg.train.eval_every and step - counters["last_eval"] >= cfg.train.eval_every:
+                counters["last_eval"] = step
+                evaluate(run, agent, step, cfg.train.eval_episodes)
+            if step - counters["last_checkpoint"] >= cfg.train.checkpoint_every:
+                counters["last_checkpoint"] = step
+                run.checkpointer.save(step)
+        if counters["last_checkpoint"] != counters["env_steps"]:
+            counters["last_checkpoint"] = counters["env_steps"]
+            run.checkpointer.save(counters["env_steps"])
+    finally:
+        bar.close()
+        engine.close()
+
+
+def load_policy(run: Run, checkpoint: Path | None, greedy: bool, num_envs: int):
+    """The trained agent's policy from a checkpoint (default: the latest) for ``ssmrl eval``."""
+    agent, _, _ = build_agent(run)
+    payload = run.checkpointer.read(checkpoint)
+    if "agent" not in payload["objects"]:
+        from ssmrl.runs.checkpoint import CheckpointError
+
+        raise CheckpointError(f"checkpoint of {run.directory} holds no 'agent' (objects: {sorted(payload['objects'])})")
+    try:
+        agent.load_state_dict(payload["objects"]["agent"])
+    except (RuntimeError, KeyError) as err:
+        from ssmrl.runs.checkpoint import CheckpointError
+
+        raise CheckpointError(f"checkpoint does not match the run's presets ({cfg_name(run)}): {err}") from err
+    generator = Seeds(run.config.seed).torch("eval-cli", agent.device)
+    return agent.policy(greedy=greedy, generator=generator), int(payload["step"])
+
+
+def cfg_name(run: Run) -> str:
+    return f"agent={run.config.agent} wm={run.config.wm.preset}/{run.config.wm.size} env={run.config.env.id}"
