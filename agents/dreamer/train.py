@@ -16,6 +16,7 @@ from agents.dreamer.agent import DreamerAgent, space_info
 from ssmrl.evaluation import play_episodes, summarize
 from ssmrl.replay import ReplayBuffer
 from ssmrl.rollout import RandomPolicy, RolloutConfig, RolloutEngine
+from ssmrl.runs.checkpoint import CheckpointError
 from ssmrl.runs.progress import progress
 from ssmrl.runs.run import Run
 from ssmrl.runs.schema import resolve_device
@@ -139,23 +140,23 @@ def train(run: Run) -> None:
         engine.close()
 
 
-def load_policy(run: Run, checkpoint: Path | None, greedy: bool, num_envs: int):
-    """The trained agent's policy from a checkpoint (default: the latest) for ``ssmrl eval``."""
+def load_agent(run: Run, checkpoint: Path | None = None) -> tuple[DreamerAgent, int]:
+    """The run's agent with the weights of ``checkpoint`` (default: the latest); returns (agent, step)."""
     agent, _, _ = build_agent(run)
     payload = run.checkpointer.read(checkpoint)
     if "agent" not in payload["objects"]:
-        from ssmrl.runs.checkpoint import CheckpointError
-
         raise CheckpointError(f"checkpoint of {run.directory} holds no 'agent' (objects: {sorted(payload['objects'])})")
     try:
         agent.load_state_dict(payload["objects"]["agent"])
     except (RuntimeError, KeyError) as err:
-        from ssmrl.runs.checkpoint import CheckpointError
+        raise CheckpointError(
+            f"checkpoint does not match the run's presets (agent={run.config.agent} "
+            f"wm={run.config.wm.preset}/{run.config.wm.size} env={run.config.env.id}): {err}"
+        ) from err
+    return agent, int(payload["step"])
 
-        raise CheckpointError(f"checkpoint does not match the run's presets ({cfg_name(run)}): {err}") from err
-    generator = Seeds(run.config.seed).torch("eval-cli", agent.device)
-    return agent.policy(greedy=greedy, generator=generator), int(payload["step"])
 
-
-def cfg_name(run: Run) -> str:
-    return f"agent={run.config.agent} wm={run.config.wm.preset}/{run.config.wm.size} env={run.config.env.id}"
+def load_policy(run: Run, checkpoint: Path | None, greedy: bool, num_envs: int):
+    """The trained agent's policy for ``ssmrl eval``."""
+    agent, step = load_agent(run, checkpoint)
+    return agent.policy(greedy=greedy, generator=Seeds(run.config.seed).torch("eval-cli", agent.device)), step

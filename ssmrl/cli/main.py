@@ -97,7 +97,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_imagine(args: argparse.Namespace) -> int:
-    imagine = _load("ssmrl.world_models.render:imagine_cli", "ssmrl imagine")
+    imagine = _load("agents.dreamer.imagine:imagine_cli", "ssmrl imagine")
     return imagine(args)
 
 

@@ -1,0 +1,102 @@
+"""``ssmrl imagine``: show what a trained world model imagines.
+
+For each sequence the agent plays ``context + horizon`` real steps in a fresh environment; the world model
+observes the first ``context`` frames and then imagines ``horizon`` steps
+  * open loop, feeding the recorded actions: rows truth / prediction / |error| (``open-loop-<i>.{mp4,gif}``),
+  * with the agent's own policy choosing actions: one row of imagined frames (``policy-<i>.{mp4,gif}``).
+Green borders mark frames the model observed (their row shows its reconstruction), red borders imagined ones.
+The same strips go to TensorBoard as images.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agents.dreamer.train import load_agent
+from ssmrl.evaluation import resolve_target
+from ssmrl.replay import ReplayBuffer, ReplayConfig, to_torch
+from ssmrl.rollout import RolloutConfig, RolloutEngine
+from ssmrl.runs.config import ConfigError
+from ssmrl.runs.run import Run
+from ssmrl.runs.schema import Config
+from ssmrl.runs.seeding import Seeds
+from ssmrl.runs.video import IMAGINED, OBSERVED, border, stack_rows, upscale, write_gif, write_mp4
+
+
+def collect(run: Run, policy, sequences: int, length: int, seed: int) -> dict[str, np.ndarray]:
+    """``sequences`` real windows of ``length`` steps, each from the start of an episode: {key: (S, length, ...)}."""
+    cfg = run.config
+    replay = ReplayBuffer(ReplayConfig(capacity=sequences * (length + 1), num_streams=sequences, verbose=False))
+    engine = RolloutEngine.from_env_id(cfg.env.id, sequences, replay, RolloutConfig(seed=seed),
+                                       **{**cfg.env.options, **cfg.env.eval_options})
+    try:
+        engine.run(policy, length)
+    finally:
+        engine.close()
+    return replay.gather(np.arange(sequences), np.zeros(sequences, np.int64), length)
+
+
+@torch.no_grad()
+def imagine_sequences(agent, window: dict[str, np.ndarray], context: int, horizon: int,
+                      generator: torch.Generator) -> dict[str, np.ndarray]:
+    """Reconstructions of the context, open-loop and policy imaginations: uint8 (S, T, H, W, C) arrays."""
+    wm = agent.wm
+    wm.eval()
+    batch = to_torch(window, agent.device)
+    obs = {k: batch[k][:, :context] for k in ("image", "vector") if k in batch}
+    _, features, state = wm.observe(obs, batch["action"][:, :context], batch["is_first"][:, :context],
+                                    sample=False, generator=generator)
+    # imagine's actions[:, k] is taken at imagined step k, whose step 0 is the last context step.
+    actions = batch["action"][:, context - 1:context - 1 + horizon]
+    open_loop = wm.imagine(None, state, horizon, actions=actions, sample=False, generator=generator)
+    closed = wm.imagine(lambda f: agent.ac.act(f, generator=generator), state, horizon, generator=generator)
+    decode = lambda f: wm.decode(f)["image"].cpu().numpy()
+    return {"recon": decode(features), "open_loop": decode(open_loop["features"][:, 1:]),
+            "policy": decode(closed["features"][:, 1:])}
+
+
+def render(truth: np.ndarray, recon: np.ndarray, imagined: np.ndarray, scale: int = 3) -> np.ndarray:
+    """One sequence: rows truth / model / |error|, green borders on observed frames, red on imagined ones."""
+    context = recon.shape[0]
+    model = np.concatenate([border(recon, OBSERVED), border(imagined, IMAGINED)])
+    real = np.concatenate([border(truth[:context], OBSERVED), border(truth[context:], IMAGINED)])
+    error = np.abs(real.astype(np.int16) - model.astype(np.int16)).astype(np.uint8)
+    return upscale(stack_rows(real, model, error), scale)
+
+
+def imagine_cli(args: argparse.Namespace) -> int:
+    run_dir, checkpoint = resolve_target(args.target)
+    run = Run.load(run_dir, Config)
+    agent, step = load_agent(run, checkpoint)
+    if agent.spaces["image_shape"] is None:
+        raise ConfigError(f"{run_dir}: the world model has no image decoder (vector observations only); nothing to render")
+    if args.context < 1 or args.horizon < 1:
+        raise ConfigError("--context and --horizon must be >= 1")
+    generator = Seeds(args.seed).torch("imagine", agent.device)
+    length = args.context + args.horizon
+    window = collect(run, agent.policy(greedy=False, generator=generator), args.sequences, length, args.seed)
+    out_dir = Path(args.out) if args.out else run_dir / "videos" / f"imagine-{step}"
+    frames = imagine_sequences(agent, window, args.context, args.horizon, generator)
+    truth = window["image"]
+    summary = []
+    for i in range(args.sequences):
+        video = render(truth[i], frames["recon"][i], frames["open_loop"][i])
+        policy_video = upscale(np.concatenate([border(frames["recon"][i], OBSERVED), border(frames["policy"][i], IMAGINED)]), 3)
+        for name, clip in (("open-loop", video), ("policy", policy_video)):
+            write_mp4(out_dir / f"{name}-{i}.mp4", clip)
+            write_gif(out_dir / f"{name}-{i}.gif", clip)
+        strip = np.concatenate(list(video), axis=1)  # time along the x axis
+        run.writer.add_image(f"imagine/open-loop-{i}", strip, step, dataformats="HWC")
+        mse = float(((frames["open_loop"][i].astype(np.float32) - truth[i, args.context:]) / 255.0).__pow__(2).mean())
+        summary.append({"sequence": i, "open_loop_mse": mse})
+    run.close()
+    (out_dir / "summary.json").write_text(json.dumps({"step": step, "context": args.context, "horizon": args.horizon,
+                                                       "seed": args.seed, "sequences": summary}, indent=1))
+    print(f"wrote {2 * args.sequences} videos (MP4 + GIF each) to {out_dir}", file=sys.stderr)
+    return 0
