@@ -1,0 +1,204 @@
+"""``ssmrl bench report <suite-dir>``: Markdown report with tables and PNG plots of a finished (or partial) suite.
+
+Tables: per-env mean ± standard error over seeds for every agent; for Atari100k the human-normalised mean,
+median, IQM and optimality gap with 95% stratified-bootstrap intervals, games above human, and the published
+agents beside ours (marked *published*); for STORI the drop of each type relative to type 3.1; for D4RL the
+normalised average. Plots: learning curves (mean and 95% band over seeds), per-game HNS bars, performance profiles.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ssmrl.bench.suite import collect
+from ssmrl.metrics.aggregate import aggregate_with_ci, mean_and_stderr, performance_profile
+
+
+def _scores(cells: list[dict]) -> dict[str, dict[str, list[float]]]:
+    """{agent: {env: [score per seed]}} from done.json rows."""
+    table: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for cell in cells:
+        table[cell["cell"]["agent"]][cell["cell"]["env"]].append(float(cell["score"]))
+    return table
+
+
+def _curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    path = run_dir / "scores.jsonl"
+    if not path.is_file():
+        return None
+    rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+    evals = [(r["step"], r["mean"]) for r in rows if r.get("kind") == "eval"]
+    points = evals or [(r["step"], r["episode_return"]) for r in rows if "episode_return" in r]
+    if len(points) < 2:
+        return None
+    steps, values = np.array(points, dtype=np.float64).T
+    return steps, values
+
+
+def learning_curves(cells: list[dict], path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for cell in cells:
+        curve = _curve(Path(cell["cell"]["run_dir"]))
+        if curve is not None:
+            groups[cell["cell"]["env"]][cell["cell"]["agent"]].append(curve)
+    if not groups:
+        return None
+    envs = sorted(groups)
+    cols = min(4, len(envs))
+    rows = -(-len(envs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for ax, env in zip(axes.flat, envs):
+        for agent, curves in sorted(groups[env].items()):
+            grid = np.linspace(0, min(c[0][-1] for c in curves), 50)
+            ys = np.stack([np.interp(grid, s, v) for s, v in curves])
+            mean = ys.mean(0)
+            half = 1.96 * ys.std(0, ddof=1) / np.sqrt(len(ys)) if len(ys) > 1 else np.zeros_like(mean)
+            ax.plot(grid, mean, label=f"{agent} ({len(ys)} seeds)")
+            ax.fill_between(grid, mean - half, mean + half, alpha=0.25)
+        ax.set_title(env, fontsize=9)
+        ax.set_xlabel("env steps")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(envs):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _bars_and_profile(hns: dict[str, dict[str, np.ndarray]], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    games = sorted({g for per in hns.values() for g in per})
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(games) * max(1, len(hns))), 3.5))
+    width = 0.8 / max(1, len(hns))
+    for i, (agent, per) in enumerate(sorted(hns.items())):
+        ax.bar(np.arange(len(games)) + i * width, [per[g].mean() if g in per else np.nan for g in games], width, label=agent)
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_xticks(np.arange(len(games)) + 0.4 - width / 2, games, rotation=70, fontsize=7)
+    ax.set_ylabel("human-normalised score")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    bars = out / "per_game_hns.png"
+    fig.savefig(bars, dpi=90)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    taus = np.linspace(0, 3, 61)
+    for agent, per in sorted(hns.items()):
+        ax.plot(taus, performance_profile(np.concatenate([v for v in per.values()])[None, :], taus), label=agent)
+    ax.set_xlabel("human-normalised score tau")
+    ax.set_ylabel("fraction of runs > tau")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    profile = out / "performance_profile.png"
+    fig.savefig(profile, dpi=90)
+    plt.close(fig)
+    return [bars, profile]
+
+
+def _fmt(ci: dict) -> str:
+    return f"{ci['value']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
+
+
+def atari_section(scores: dict[str, dict[str, list[float]]], out: Path) -> list[str]:
+    from envs.atari100k import REFERENCE_SCORES, human_normalized_score
+    from ssmrl.bench.published import ATARI100K
+
+    lines = ["## Atari100k (human-normalised)", ""]
+    hns: dict[str, dict[str, np.ndarray]] = {}
+    for agent, per_env in scores.items():
+        games = {env.split("/")[1]: np.array([human_normalized_score(env.split("/")[1], s) for s in vals])
+                 for env, vals in per_env.items() if env.split("/")[0] in ("atari100k", "atari") and env.split("/")[1] in REFERENCE_SCORES}
+        if games:
+            hns[agent] = games
+    if not hns:
+        return []
+    lines += ["| agent | games | runs | mean | median | IQM | optimality gap | games > human |", "|---|---|---|---|---|---|---|---|"]
+    for agent, per in sorted(hns.items()):
+        runs = min(len(v) for v in per.values())
+        matrix = np.stack([v[:runs] for v in per.values()], axis=1)  # (runs, games)
+        agg = aggregate_with_ci(matrix, reps=1000, seed=0)
+        above = int((matrix.mean(0) > 1).sum())
+        lines.append(f"| {agent} | {len(per)} | {runs} | {_fmt(agg['mean'])} | {_fmt(agg['median'])} | {_fmt(agg['iqm'])} "
+                     f"| {_fmt(agg['optimality_gap'])} | {above} |")
+    for name, col in ATARI100K.items():
+        games = sorted({g for per in hns.values() for g in per})
+        vals = np.array([human_normalized_score(g, col[g]) for g in games])[None, :]
+        lines.append(f"| {name} (*published*, same games) | {len(games)} | – | {vals.mean():.3f} | {np.median(vals):.3f} | – | – "
+                     f"| {int((vals > 1).sum())} |")
+    lines += ["", "Intervals: 95% stratified bootstrap over runs within each game (1,000 resamples).", ""]
+    for path in _bars_and_profile(hns, out):
+        lines += [f"![{path.stem}]({path.name})", ""]
+    return lines
+
+
+def stori_section(scores: dict[str, dict[str, list[float]]]) -> list[str]:
+    lines = []
+    for agent, per_env in sorted(scores.items()):
+        by_game: dict[str, dict[str, float]] = defaultdict(dict)
+        for env, vals in per_env.items():
+            parts = env.split("/")
+            if parts[0] == "stori" and len(parts) == 3:
+                by_game[parts[1]][parts[2]] = float(np.mean(vals))
+        rows = []
+        for game, types in sorted(by_game.items()):
+            base = types.get("3.1")
+            for t, v in sorted(types.items()):
+                if t != "3.1" and base:
+                    rows.append(f"| {agent} | {game} | {t} | {base:.1f} | {v:.1f} | {100 * (1 - v / base):.0f}% |")
+        if rows:
+            lines += [f"## STORI drops relative to type 3.1 ({agent})", "", "| agent | game | type | 3.1 score | score | drop |",
+                      "|---|---|---|---|---|---|", *rows, ""]
+    return lines
+
+
+def write_report(suite_dir: Path) -> Path:
+    suite_dir = Path(suite_dir)
+    cells = collect(suite_dir)
+    if not cells:
+        raise FileNotFoundError(f"{suite_dir} holds no finished cells (*/*/seed*/done.json)")
+    scores = _scores(cells)
+    lines = [f"# Benchmark report: {suite_dir.name}", "", f"{len(cells)} finished cells.", "",
+             "## Per environment (mean ± standard error over seeds)", "", "| agent | env | seeds | score |", "|---|---|---|---|"]
+    for agent, per_env in sorted(scores.items()):
+        for env, vals in sorted(per_env.items()):
+            m, se = mean_and_stderr(vals)
+            lines.append(f"| {agent} | {env} | {len(vals)} | {m:.2f} ± {se:.2f} |")
+    lines.append("")
+    normalised = [c for c in cells if "normalized" in c]
+    if normalised:
+        by_agent = defaultdict(list)
+        for c in normalised:
+            by_agent[c["cell"]["agent"]].append(c["normalized"])
+        lines += ["## Normalised average", "", "| agent | cells | normalised score |", "|---|---|---|"]
+        lines += [f"| {a} | {len(v)} | {np.mean(v):.1f} ± {mean_and_stderr(v)[1]:.1f} |" for a, v in sorted(by_agent.items())]
+        lines.append("")
+    lines += atari_section(scores, suite_dir)
+    lines += stori_section(scores)
+    curves = learning_curves(cells, suite_dir / "learning_curves.png")
+    if curves:
+        lines += ["## Learning curves (mean and 95% band over seeds)", "", f"![learning curves]({curves.name})", ""]
+    report = suite_dir / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+def report_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="ssmrl bench report", description=__doc__)
+    parser.add_argument("suite_dir")
+    args = parser.parse_args(argv)
+    print(f"wrote {write_report(Path(args.suite_dir))}")
+    return 0

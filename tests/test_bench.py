@@ -1,0 +1,82 @@
+"""Benchmark runner and report: cells run, resume without redoing finished ones, reports render."""
+import json
+import time
+
+import numpy as np
+import pytest
+
+from envs.atari100k import human_normalized_score
+from ssmrl.bench.published import ATARI100K
+from ssmrl.bench.report import write_report
+from ssmrl.bench.suite import collect, make_cells, run_suite
+
+WORDS = ["size=debug", "train.steps=60", "train.checkpoint_every=30", "env.options.max_steps=20", "env.options.image_size=16"]
+ENVS = ["memory/four-rooms", "memory/doors-keys-3"]
+
+
+@pytest.mark.parametrize("name,mean,median", [("IRIS", 1.046, 0.289), ("STORM", 1.222, 0.425),
+                                              ("DreamerV3", 1.124, 0.485), ("DIAMOND", 1.459, 0.373)])
+def test_published_columns_reproduce_published_hns(name, mean, median):
+    hns = [human_normalized_score(g, s) for g, s in ATARI100K[name].items()]
+    assert len(hns) == 26
+    assert np.mean(hns) == pytest.approx(mean, abs=5e-4) and np.median(hns) == pytest.approx(median, abs=5e-4)
+
+
+def test_local_suite_runs_resumes_and_reports(tmp_path):
+    out = tmp_path / "suite"
+    summary = run_suite("memory", ["random"], [0, 1], out, envs=ENVS, words=WORDS, workers=2)
+    assert not summary["failed"] and all(c["status"] == "done" for c in summary["cells"])
+    cells = make_cells("memory", ["random"], [0, 1], out, envs=ENVS, words=WORDS)
+    assert len(collect(out)) == 4
+    # "Interrupt" one cell: it has a checkpoint but no done marker; the others must not run again.
+    victim = cells[0]
+    victim.done_file.unlink()
+    stamps = {c.run_dir: c.done_file.stat().st_mtime_ns for c in cells[1:]}
+    time.sleep(0.01)
+    summary = run_suite("memory", ["random"], [0, 1], out, envs=ENVS, words=WORDS, workers=2)
+    assert all(c["status"] == "done" for c in summary["cells"])
+    assert {c.run_dir: c.done_file.stat().st_mtime_ns for c in cells[1:]} == stamps
+    log = victim.log_file.read_text()
+    assert "resuming" in log
+    report = write_report(out).read_text()
+    assert "| random | memory/four-rooms | 2 |" in report and "learning_curves.png" in report
+    assert (out / "learning_curves.png").stat().st_size > 1000
+
+
+def test_atari_report_tables_and_plots(tmp_path):
+    """Report on synthetic finished Atari cells: aggregates match hand-computed HNS."""
+    rng = np.random.default_rng(0)
+    games = ["Pong", "Boxing", "Breakout"]
+    for game in games:
+        for seed in range(3):
+            run = tmp_path / "drama" / f"atari100k__{game}" / f"seed{seed}"
+            run.mkdir(parents=True)
+            score = float(rng.uniform(0, 20))
+            (run / "done.json").write_text(json.dumps({"cell": {"agent": "drama", "env": f"atari100k/{game}", "seed": seed,
+                                                                 "run_dir": str(run)}, "score": score, "returncode": 0}))
+    report = write_report(tmp_path).read_text()
+    cells = collect(tmp_path)
+    hns = {}
+    for c in cells:
+        hns.setdefault(c["cell"]["env"], []).append(human_normalized_score(c["cell"]["env"].split("/")[1], c["score"]))
+    expected_mean = np.mean([np.mean(v) for v in hns.values()])
+    assert f"| drama | 3 | 3 | {expected_mean:.3f} [" in report
+    assert "STORM (*published*, same games)" in report
+    assert (tmp_path / "per_game_hns.png").is_file() and (tmp_path / "performance_profile.png").is_file()
+
+
+def test_ray_backend_runs_and_skips_finished_cells(tmp_path):
+    ray = pytest.importorskip("ray")
+    out = tmp_path / "suite"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        summary = run_suite("memory", ["random"], [0], out, envs=ENVS, words=WORDS, backend="ray")
+        assert not summary["failed"] and len(collect(out)) == 2
+        cells = make_cells("memory", ["random"], [0], out, envs=ENVS, words=WORDS)
+        cells[1].done_file.unlink()
+        stamp = cells[0].done_file.stat().st_mtime_ns
+        summary = run_suite("memory", ["random"], [0], out, envs=ENVS, words=WORDS, backend="ray")
+        assert all(c["status"] == "done" for c in summary["cells"])
+        assert cells[0].done_file.stat().st_mtime_ns == stamp
+    finally:
+        ray.shutdown()
