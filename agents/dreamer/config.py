@@ -1,0 +1,129 @@
+"""Typed configuration of the imagination actor-critic (DreamerV3 recipe with Drama's constants).
+
+Constants cite ``shared/REFERENCES.md`` (Drama section) unless marked as DreamerV3 defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+_OPTIMIZERS = ("laprop", "adam")
+_CONT_DISTS = ("bounded_normal", "tanh_normal")
+_ACTOR_GRADS = ("reinforce", "backprop")
+_SLOW_REG_TARGETS = ("return", "value")
+
+
+@dataclass
+class OptimizerConfig:
+    """Optimiser shared by actor and critic (one instance, two parameter groups clipped separately)."""
+
+    name: str = "laprop"  # Drama: LaProp (or Adam)
+    lr: float = 4e-5  # Drama: 4e-5 for both models
+    eps: float = 1e-20  # Drama/DreamerV3
+    betas: tuple[float, float] = (0.9, 0.999)  # DreamerV3 default
+    weight_decay: float = 0.0
+    warmup_updates: int = 1000  # Drama: 1k linear warm-up updates
+    grad_clip: float = 100.0  # Drama: 100 for the actor-critic (global norm, per network)
+
+    def __post_init__(self) -> None:
+        if self.name not in _OPTIMIZERS:
+            raise ValueError(f"optimizer.name: expected one of {_OPTIMIZERS}, got {self.name!r}")
+        if not self.lr > 0:
+            raise ValueError(f"optimizer.lr: expected > 0, got {self.lr}")
+        if not self.eps >= 0:
+            raise ValueError(f"optimizer.eps: expected >= 0, got {self.eps}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"optimizer.betas: expected two values in [0, 1), got {self.betas}")
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if self.warmup_updates < 0:
+            raise ValueError(f"optimizer.warmup_updates: expected >= 0, got {self.warmup_updates}")
+        if not self.grad_clip > 0:
+            raise ValueError(f"optimizer.grad_clip: expected > 0 (use a large value to disable), got {self.grad_clip}")
+
+
+@dataclass
+class ActorCriticConfig:
+    # networks (Drama: actor 3x256, critic 3x512; Linear -> LayerNorm -> SiLU per layer as in DreamerV3)
+    actor_layers: int = 3
+    actor_units: int = 256
+    critic_layers: int = 3
+    critic_units: int = 512
+    # returns
+    gamma: float = 0.985  # Drama
+    lam: float = 0.95  # Drama
+    # actor
+    entropy_coef: float = 3e-4  # Drama / DreamerV3
+    unimix: float = 0.01  # 1% uniform mix in the discrete policy (DreamerV3)
+    continuous_dist: str = "bounded_normal"  # DreamerV3's Normal(tanh(mu), std in [min_std, max_std])
+    min_std: float = 0.1  # DreamerV3
+    max_std: float = 1.0  # DreamerV3
+    # "reinforce" (default for both action kinds, as final DreamerV3) or "backprop" (continuous only:
+    # maximise the lambda-return through differentiable imagined dynamics)
+    actor_grad_continuous: str = "reinforce"
+    # critic: 255-bin symlog two-hot on [-20, 20] (Drama), slow EMA critic 0.98 (Drama)
+    num_bins: int = 255
+    bins_low: float = -20.0
+    bins_high: float = 20.0
+    slow_critic_decay: float = 0.98
+    slow_critic_every: int = 1  # updates between EMA steps of the slow critic
+    slow_reg_scale: float = 1.0  # weight of the "stay close to the slow critic" term (Drama, DreamerV3)
+    # what the regulariser pulls the critic towards: "return" = lambda-returns bootstrapped with the slow
+    # critic (Drama, STORM), "value" = the slow critic's own prediction at s_t (DreamerV3)
+    slow_reg_target: str = "return"
+    slow_target: bool = False  # compute lambda-returns from the slow critic instead of the fast one
+    # return normalisation: advantages / max(1, EMA(P95) - EMA(P5)) of the lambda-returns (Drama, DreamerV3)
+    return_norm_decay: float = 0.99
+    return_norm_low: float = 0.05
+    return_norm_high: float = 0.95
+    return_norm_max: float = 1.0  # the floor of the scale: max(return_norm_max, P95 - P5)
+    # weight step t of both losses by prod_{k<t} continues_k (DreamerV3). Drama averages all steps
+    # uniformly (termination only enters the returns); False reproduces that.
+    weight_by_continuation: bool = True
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.optimizer, dict):
+            self.optimizer = OptimizerConfig(**self.optimizer)
+        for name in ("actor_layers", "critic_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        for name in ("actor_units", "critic_units"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma: expected a value in (0, 1], got {self.gamma}")
+        if not 0.0 <= self.lam <= 1.0:
+            raise ValueError(f"lam: expected a value in [0, 1], got {self.lam}")
+        if self.entropy_coef < 0:
+            raise ValueError(f"entropy_coef: expected >= 0, got {self.entropy_coef}")
+        if not 0.0 <= self.unimix < 1.0:
+            raise ValueError(f"unimix: expected a value in [0, 1), got {self.unimix}")
+        if self.continuous_dist not in _CONT_DISTS:
+            raise ValueError(f"continuous_dist: expected one of {_CONT_DISTS}, got {self.continuous_dist!r}")
+        if not 0.0 < self.min_std < self.max_std:
+            raise ValueError(f"expected 0 < min_std < max_std, got min_std={self.min_std}, max_std={self.max_std}")
+        if self.actor_grad_continuous not in _ACTOR_GRADS:
+            raise ValueError(
+                f"actor_grad_continuous: expected one of {_ACTOR_GRADS}, got {self.actor_grad_continuous!r}"
+            )
+        if self.num_bins < 2:
+            raise ValueError(f"num_bins: expected >= 2, got {self.num_bins}")
+        if not self.bins_high > self.bins_low:
+            raise ValueError(f"bins_high ({self.bins_high}) must exceed bins_low ({self.bins_low})")
+        if not 0.0 <= self.slow_critic_decay < 1.0:
+            raise ValueError(f"slow_critic_decay: expected a value in [0, 1), got {self.slow_critic_decay}")
+        if self.slow_critic_every < 1:
+            raise ValueError(f"slow_critic_every: expected >= 1, got {self.slow_critic_every}")
+        if self.slow_reg_scale < 0:
+            raise ValueError(f"slow_reg_scale: expected >= 0, got {self.slow_reg_scale}")
+        if self.slow_reg_target not in _SLOW_REG_TARGETS:
+            raise ValueError(f"slow_reg_target: expected one of {_SLOW_REG_TARGETS}, got {self.slow_reg_target!r}")
+        if not 0.0 <= self.return_norm_decay < 1.0:
+            raise ValueError(f"return_norm_decay: expected a value in [0, 1), got {self.return_norm_decay}")
+        if not 0.0 <= self.return_norm_low < self.return_norm_high <= 1.0:
+            raise ValueError(
+                "expected 0 <= return_norm_low < return_norm_high <= 1, got "
+                f"{self.return_norm_low}, {self.return_norm_high}"
+            )
+        if not self.return_norm_max > 0:
+            raise ValueError(f"return_norm_max: expected > 0, got {self.return_norm_max}")
