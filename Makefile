@@ -5,8 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # A pinned torch resolves to the CPU wheel on machines of this kind; an unpinned one pulls a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
-# Debian libraries for headless MuJoCo rendering (EGL and OSMesa); installed only when run as root and missing.
-DEBIAN_PACKAGES := libegl1 libgl1 libosmesa6
+# Debian libraries for headless MuJoCo rendering through EGL (Mesa, software); installed when root and missing.
+# OSMesa (libosmesa6) is a fallback the code also supports; it is not installed by default.
+DEBIAN_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri
 RUN_ARGS ?= size=quickstart
 RUN_DIR ?= runs/quickstart
 
