@@ -81,3 +81,26 @@ def test_imagine_writes_playable_videos(tmp_path):
     assert first.shape[0] > 2.5 * first.shape[1]
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["sequences"]) == 2 and all(s["open_loop_mse"] >= 0 for s in summary["sequences"])
+
+
+@pytest.mark.parametrize("agent,env,options", [
+    ("drama", "atari100k/Pong", ["env.options.max_frames=400"]),
+    ("s5wm", "stori/Breakout/1", ["env.options.max_frames=400"]),
+    ("s4wm", "dmc/cartpole-swingup", ["env.options.time_limit=100"]),
+    ("rssm", "memory/distracting-100", ["env.options.max_steps=50", "env.options.image_size=16"]),
+    ("transformer", "memory/doors-keys-3", ["env.options.max_steps=50", "env.options.image_size=16"]),
+])
+def test_debug_run_of_every_suite_trains_and_evaluates(tmp_path, agent, env, options):
+    run = tmp_path / "run"
+    assert main(["train", f"agent={agent}", f"env={env}", "size=debug", "train.steps=100", "dreamer.warmup_steps=50",
+                 *options, "--run-dir", str(run)]) == 0
+    payload = _payload(run)
+    assert payload["step"] == 100 and payload["objects"]["agent"]["updates"] == 5  # 0.1 updates/step after warm-up
+    metrics = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor(m["wm/loss"])) for m in metrics if "wm/loss" in m)
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(run), "--episodes", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["episodes"] == 1
+    if env.startswith(("atari100k", "stori")):
+        assert "normalized_score" in result  # human-normalised with the Atari100k reference scores
