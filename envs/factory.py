@@ -5,7 +5,8 @@ import importlib
 from typing import Any, Callable
 
 import gymnasium as gym
-import numpy as np
+
+from ssmrl.runs.seeding import derived_seeds
 
 # suite prefix -> (module, pip extra that provides its optional dependencies)
 SUITES: dict[str, tuple[str, str | None]] = {
@@ -51,11 +52,6 @@ def make(env_id: str, seed: int | None = None, **overrides: Any) -> gym.Env:
         env.reset(seed=seed)
         env.action_space.seed(seed)
     return env
-
-
-def derived_seeds(seed: int, n: int) -> list[int]:
-    """``n`` distinct, reproducible seeds derived from one run seed."""
-    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
 def make_vector(env_id: str, num_envs: int, seed: int = 0, asynchronous: bool = False, **overrides: Any) -> gym.vector.VectorEnv:

@@ -28,13 +28,13 @@ recent commit references are deleted at the next commit (garbage collection).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+
+from ssmrl.runs.checkpoint import atomic_write
 
 FORMAT = "ssmrl-replay"
 VERSION = 1
@@ -57,24 +57,10 @@ def tail_file(stream: int, start: int, end: int) -> str:
     return f"{stream_dir(stream)}/tail_{start:012d}_{end:012d}.npz"
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_arrays(path: Path, arrays: Mapping[str, np.ndarray], compress: bool = False) -> None:
     """Atomically write a dict of arrays as ``.npz``."""
     save = np.savez_compressed if compress else np.savez
-    _atomic(Path(path), lambda f: save(f, **arrays))
+    atomic_write(Path(path), lambda f: save(f, **arrays))
 
 
 def read_arrays(path: Path, spec: Mapping[str, tuple[tuple[int, ...], np.dtype]] | None, length: int | None) -> dict[str, np.ndarray]:
@@ -114,7 +100,7 @@ def spec_from_json(data: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], 
 
 
 def write_index(directory: Path, index: Mapping[str, Any]) -> None:
-    _atomic(Path(directory) / INDEX, lambda f: f.write(json.dumps(index, indent=1).encode()))
+    atomic_write(Path(directory) / INDEX, lambda f: f.write(json.dumps(index, indent=1).encode()))
 
 
 def read_index(directory: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 
 from ssmrl.rollout.config import RolloutConfig
+from ssmrl.runs.seeding import derived_seeds
 
 RESERVED = ("action", "reward", "is_first", "is_last", "is_terminal", "life_loss")
 
@@ -118,11 +119,6 @@ class RandomPolicy:
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
-
-
-def derived_seeds(seed: int, n: int) -> list[int]:
-    """``n`` distinct reproducible seeds from one run seed (same derivation as ``envs.factory``)."""
-    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
 class RolloutEngine:

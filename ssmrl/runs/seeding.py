@@ -21,6 +21,11 @@ def component_seed(seed: int, name: str) -> int:
     return int(sequence.generate_state(2, dtype=np.uint32).astype(np.uint64) @ np.array([1, 2**31], np.uint64))
 
 
+def derived_seeds(seed: int, n: int) -> list[int]:
+    """``n`` distinct, reproducible seeds (e.g. one per environment) derived from one run seed."""
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
 class Seeds:
     """Per-component generators derived from the run seed: ``Seeds(3).numpy("replay")``."""
 
