@@ -68,7 +68,9 @@ def test_imagine_writes_playable_videos(tmp_path):
     import imageio.v2 as imageio
 
     run = tmp_path / "run"
-    assert _train(run, "train.steps=40") == 0
+    assert _train(run, "train.steps=80", "train.video_every=40", "dreamer.warmup_steps=40") == 0
+    periodic = sorted(p.name for p in (run / "videos" / "step-80").iterdir())
+    assert periodic == sorted(f"{k}-{i}.{e}" for k in ("open-loop", "policy") for i in (0, 1) for e in ("gif", "mp4"))
     out = tmp_path / "videos"
     assert main(["imagine", str(run), "--sequences", "2", "--context", "3", "--horizon", "4", "--out", str(out)]) == 0
     for name in ("open-loop-0", "open-loop-1", "policy-0", "policy-1"):

@@ -70,6 +70,24 @@ def render(truth: np.ndarray, recon: np.ndarray, imagined: np.ndarray, scale: in
     return upscale(stack_rows(real, model, error), scale)
 
 
+def write_videos(run: Run, agent, window: dict[str, np.ndarray], context: int, horizon: int, step: int,
+                 out_dir: Path, generator: torch.Generator) -> list[dict]:
+    """Open-loop and policy videos (MP4 + GIF) of every window, TensorBoard strips; returns per-sequence MSEs."""
+    frames = imagine_sequences(agent, window, context, horizon, generator)
+    truth = window["image"]
+    summary = []
+    for i in range(len(truth)):
+        video = render(truth[i], frames["recon"][i], frames["open_loop"][i])
+        policy_video = upscale(np.concatenate([border(frames["recon"][i], OBSERVED), border(frames["policy"][i], IMAGINED)]), 3)
+        for name, clip in (("open-loop", video), ("policy", policy_video)):
+            write_mp4(out_dir / f"{name}-{i}.mp4", clip)
+            write_gif(out_dir / f"{name}-{i}.gif", clip)
+        run.writer.add_image(f"imagine/open-loop-{i}", np.concatenate(list(video), axis=1), step, dataformats="HWC")
+        error = (frames["open_loop"][i].astype(np.float32) - truth[i, context:]) / 255.0
+        summary.append({"sequence": i, "open_loop_mse": float((error ** 2).mean())})
+    return summary
+
+
 def imagine_cli(args: argparse.Namespace) -> int:
     run_dir, checkpoint = resolve_target(args.target)
     run = Run.load(run_dir, Config)
@@ -82,19 +100,7 @@ def imagine_cli(args: argparse.Namespace) -> int:
     length = args.context + args.horizon
     window = collect(run, agent.policy(greedy=False, generator=generator), args.sequences, length, args.seed)
     out_dir = Path(args.out) if args.out else run_dir / "videos" / f"imagine-{step}"
-    frames = imagine_sequences(agent, window, args.context, args.horizon, generator)
-    truth = window["image"]
-    summary = []
-    for i in range(args.sequences):
-        video = render(truth[i], frames["recon"][i], frames["open_loop"][i])
-        policy_video = upscale(np.concatenate([border(frames["recon"][i], OBSERVED), border(frames["policy"][i], IMAGINED)]), 3)
-        for name, clip in (("open-loop", video), ("policy", policy_video)):
-            write_mp4(out_dir / f"{name}-{i}.mp4", clip)
-            write_gif(out_dir / f"{name}-{i}.gif", clip)
-        strip = np.concatenate(list(video), axis=1)  # time along the x axis
-        run.writer.add_image(f"imagine/open-loop-{i}", strip, step, dataformats="HWC")
-        mse = float(((frames["open_loop"][i].astype(np.float32) - truth[i, args.context:]) / 255.0).__pow__(2).mean())
-        summary.append({"sequence": i, "open_loop_mse": mse})
+    summary = write_videos(run, agent, window, args.context, args.horizon, step, out_dir, generator)
     run.close()
     (out_dir / "summary.json").write_text(json.dumps({"step": step, "context": args.context, "horizon": args.horizon,
                                                        "seed": args.seed, "sequences": summary}, indent=1))

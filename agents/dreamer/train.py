@@ -70,6 +70,25 @@ def evaluate(run: Run, agent: DreamerAgent, step: int, episodes: int) -> dict:
     return summary
 
 
+def replay_videos(run: Run, agent: DreamerAgent, replay: ReplayBuffer, step: int, sequences: int = 2) -> None:
+    """Periodic open-loop videos from replay windows: ``videos/step-<step>/`` and TensorBoard images."""
+    if agent.spaces["image_shape"] is None:
+        return
+    from agents.dreamer.imagine import write_videos
+
+    context, horizon = agent.cfg.imag_context, 2 * agent.cfg.horizon
+    # A private generator: videos must not shift the learner's random streams.
+    rng = np.random.default_rng(Seeds(run.config.seed).int(f"videos-{step}"))
+    cands = replay.candidates(context + horizon)
+    if len(cands) == 0:
+        return
+    pick = rng.choice(len(cands), size=min(sequences, len(cands)), replace=False)
+    window = replay.gather(cands.stream[pick], cands.start[pick], context + horizon)
+    generator = Seeds(run.config.seed).torch(f"videos-{step}", agent.device)
+    summary = write_videos(run, agent, window, context, horizon, step, run.directory / "videos" / f"step-{step}", generator)
+    run.log_metrics(step, {"video/open_loop_mse": float(np.mean([s["open_loop_mse"] for s in summary]))})
+
+
 def train(run: Run) -> None:
     cfg = run.config
     dcfg = cfg.dreamer
@@ -86,7 +105,8 @@ def train(run: Run) -> None:
     learn_gen = seeds.torch("learner", agent.device)
     act_gen = seeds.torch("acting", agent.device)
     warmup = RandomPolicy(spaces["action_space"], num_envs, seed=seeds.int("warmup"))
-    counters = {"env_steps": 0, "episodes": 0, "update_credit": 0.0, "last_eval": 0, "last_checkpoint": 0, "last_log": 0}
+    counters = {"env_steps": 0, "episodes": 0, "update_credit": 0.0, "last_eval": 0, "last_checkpoint": 0, "last_log": 0,
+                "last_video": 0}
     run.checkpointer.register(counters=counters, agent=agent, replay=replay, warmup=warmup,
                               learn_gen=GeneratorCheckpoint(learn_gen), act_gen=GeneratorCheckpoint(act_gen))
     if run.resumed and run.checkpointer.latest() is not None:
@@ -129,6 +149,9 @@ def train(run: Run) -> None:
             if cfg.train.eval_every and step - counters["last_eval"] >= cfg.train.eval_every:
                 counters["last_eval"] = step
                 evaluate(run, agent, step, cfg.train.eval_episodes)
+            if cfg.train.video_every and step >= dcfg.warmup_steps and step - counters["last_video"] >= cfg.train.video_every:
+                counters["last_video"] = step
+                replay_videos(run, agent, replay, step)
             if step - counters["last_checkpoint"] >= cfg.train.checkpoint_every:
                 counters["last_checkpoint"] = step
                 run.checkpointer.save(step)
