@@ -1,0 +1,303 @@
+"""Typed configuration of the world model: shared parts, the sequence backbone, and the named presets.
+
+A preset (``drama``, ``s4wm``, ``s5wm``, ``rssm``, ``transformer``) fixes the *structure* (what the posterior,
+decoder and heads condition on, how the backbone input is built) and the backbone; a *size* (``debug``,
+``small``, ``drama``) fixes the widths. ``make_config(preset, size, action_dim=..., **overrides)`` builds one.
+
+Sources of the constants: Drama (ICLR 2025) for the encoder/decoder, the sequence-model input and the Mamba-2
+sizes; DreamerV3 for the latents, KL balancing, free bits, two-hot reward head and the GRU cell; S4WM
+(NeurIPS 2023) for the S4/S5 block and the image-only posterior (see ``/work/shared/REFERENCES.md``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+STRUCTURES = ("drama", "s4wm", "rssm")
+BACKBONES = ("ssm", "gru", "transformer")
+SSM_LAYERS = ("mamba2", "mamba", "s4d", "s5")
+SSM_BLOCKS = ("prenorm", "s4wm")
+PRESETS = ("drama", "s4wm", "s5wm", "rssm", "transformer")
+SIZES = ("debug", "small", "drama")
+
+
+@dataclass
+class ImageCodecConfig:
+    """Conv encoder (first stride 1, then stride 2) and its mirrored transposed-conv decoder."""
+
+    channels: tuple[int, ...] = (16, 32, 48, 64, 64)
+    kernel: int = 5
+
+
+@dataclass
+class VectorCodecConfig:
+    """MLP encoder/decoder for vector observations (inputs and targets in symlog space)."""
+
+    units: int = 512
+    layers: int = 2
+
+
+@dataclass
+class LatentConfig:
+    """Stochastic latent: ``groups`` categoricals of ``classes`` each, mixed with ``unimix`` uniform."""
+
+    groups: int = 32
+    classes: int = 32
+    unimix: float = 0.01
+
+    @property
+    def size(self) -> int:
+        return self.groups * self.classes
+
+
+@dataclass
+class HeadConfig:
+    """Reward (symlog two-hot), continuation (Bernoulli) and prior heads."""
+
+    hidden: int = 256
+    layers: int = 1
+    reward_bins: int = 255
+    reward_low: float = -20.0
+    reward_high: float = 20.0
+    # hidden layers (width d_model) of the prior p(z|h) and the posterior nets; 0 = a single Linear
+    # (Drama's dynamics head and STORM/Drama's posterior on the image embedding)
+    latent_layers: int = 1
+
+
+@dataclass
+class LossConfig:
+    """Loss weights: recon + reward + cont + dyn * KL(sg(q)||p) + rep * KL(q||sg(p)), each KL >= free_bits."""
+
+    recon: float = 1.0
+    reward: float = 1.0
+    cont: float = 1.0
+    dyn: float = 1.0
+    rep: float = 0.1
+    free_bits: float = 1.0
+
+
+@dataclass
+class SSMConfig:
+    """``ssm`` backbone: a stack of S4D/S5/Mamba/Mamba2 layers.
+
+    ``block="prenorm"``: x + layer(RMSNorm(x)) per layer, final RMSNorm (Drama / mamba-ssm style).
+    ``block="s4wm"``: per block x + Linear(layer(LN(x))) twice, then x + MLP(LN(x)) (S4WM).
+    """
+
+    layer: str = "mamba2"
+    block: str = "prenorm"
+    n_layers: int = 2  # prenorm: number of layers; s4wm: number of blocks (2 SSM layers each)
+    d_state: int = 16
+    expand: int = 2
+    headdim: int = 64
+    d_conv: int = 4
+    chunk_size: int = 256
+    mlp_ratio: int = 2  # s4wm block MLP width multiplier
+    backend: str | None = None  # kernel backend (None: fastest for the device)
+
+
+@dataclass
+class GRUConfig:
+    """``gru`` backbone: DreamerV3's LayerNorm GRU cell (deterministic state size = ``d_model``)."""
+
+    layers: int = 1  # extra Linear+LN+SiLU layers before the cell (DreamerV3 uses 1)
+
+
+@dataclass
+class TransformerConfig:
+    """``transformer`` backbone: causal pre-norm transformer, attention limited to the last ``window`` tokens
+    of the same episode; stepping keeps a KV cache of ``window`` tokens (constant cost per step)."""
+
+    n_layers: int = 2
+    n_heads: int = 8
+    window: int = 64
+    mlp_ratio: int = 4
+
+
+@dataclass
+class WorldModelConfig:
+    """Everything that defines a world model. ``image_shape`` is (H, W, C); ``vector_dim`` the size of a
+    vector observation; at least one of them is required. ``validate()`` runs when a model is built (and in
+    ``make_config``), not on every intermediate copy."""
+
+    action_dim: int
+    image_shape: tuple[int, int, int] | None = (64, 64, 3)
+    vector_dim: int | None = None
+    discrete_actions: bool = True
+    structure: str = "drama"
+    backbone: str = "ssm"
+    d_model: int = 512  # size of the deterministic feature h_t
+    # structure switches (set by the preset; see model.py for their meaning)
+    posterior_input: str = "embed"  # "embed" (image-only, Drama/S4WM) | "embed_h" (RSSM)
+    decoder_input: str = "z"  # "z" (Drama) | "hz" (S4WM, RSSM)
+    head_input: str = "h"  # "h" (Drama) | "hz" (S4WM, RSSM)
+    input_norm: str = "rms"  # norm of the backbone input layer: "rms" (Drama) | "layer"
+    image: ImageCodecConfig = field(default_factory=ImageCodecConfig)
+    vector: VectorCodecConfig = field(default_factory=VectorCodecConfig)
+    latent: LatentConfig = field(default_factory=LatentConfig)
+    heads: HeadConfig = field(default_factory=HeadConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    ssm: SSMConfig = field(default_factory=SSMConfig)
+    gru: GRUConfig = field(default_factory=GRUConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+
+    def validate(self) -> None:
+        def choice(name: str, value: Any, allowed: tuple) -> None:
+            if value not in allowed:
+                raise ValueError(f"WorldModelConfig.{name} must be one of {allowed}, got {value!r}")
+
+        if not isinstance(self.action_dim, int) or self.action_dim < 1:
+            raise ValueError(f"WorldModelConfig.action_dim must be a positive int, got {self.action_dim!r}")
+        if self.image_shape is None and self.vector_dim is None:
+            raise ValueError("WorldModelConfig needs image_shape and/or vector_dim (got neither)")
+        if self.image_shape is not None:
+            if len(self.image_shape) != 3:
+                raise ValueError(f"WorldModelConfig.image_shape must be (H, W, C), got {self.image_shape!r}")
+            down = 2 ** (len(self.image.channels) - 1)
+            h, w, _ = self.image_shape
+            if h % down or w % down:
+                raise ValueError(
+                    f"WorldModelConfig.image_shape {self.image_shape} must be divisible by {down} "
+                    f"({len(self.image.channels)} conv layers, all but the first with stride 2)"
+                )
+        choice("structure", self.structure, STRUCTURES)
+        choice("backbone", self.backbone, BACKBONES)
+        choice("posterior_input", self.posterior_input, ("embed", "embed_h"))
+        choice("decoder_input", self.decoder_input, ("z", "hz"))
+        choice("head_input", self.head_input, ("h", "hz"))
+        choice("input_norm", self.input_norm, ("rms", "layer"))
+        choice("ssm.layer", self.ssm.layer, SSM_LAYERS)
+        choice("ssm.block", self.ssm.block, SSM_BLOCKS)
+        if self.backbone == "transformer" and self.d_model % self.transformer.n_heads:
+            raise ValueError(
+                f"WorldModelConfig.d_model ({self.d_model}) must be divisible by transformer.n_heads "
+                f"({self.transformer.n_heads})"
+            )
+        if self.posterior_input == "embed_h" and self.backbone != "gru":
+            # The parallel observe pass needs a posterior that does not depend on h; only the
+            # sequential GRU path supports posterior q(z_t | h_t, x_t).
+            raise ValueError('posterior_input="embed_h" is only supported with backbone="gru"')
+
+
+# Structure presets: (structure, backbone, switches, backbone settings).
+_PRESETS: dict[str, dict[str, Any]] = {
+    "drama": dict(
+        structure="drama", backbone="ssm", posterior_input="embed", decoder_input="z", head_input="h",
+        input_norm="rms", ssm=dict(layer="mamba2", block="prenorm", n_layers=2), heads=dict(latent_layers=0),
+    ),
+    "s4wm": dict(
+        structure="s4wm", backbone="ssm", posterior_input="embed", decoder_input="hz", head_input="hz",
+        input_norm="layer", ssm=dict(layer="s4d", block="s4wm", n_layers=2, d_state=64),
+    ),
+    "s5wm": dict(
+        structure="s4wm", backbone="ssm", posterior_input="embed", decoder_input="hz", head_input="hz",
+        input_norm="layer", ssm=dict(layer="s5", block="s4wm", n_layers=2, d_state=64),
+    ),
+    "rssm": dict(
+        structure="rssm", backbone="gru", posterior_input="embed_h", decoder_input="hz", head_input="hz",
+        input_norm="layer",
+    ),
+    "transformer": dict(
+        structure="s4wm", backbone="transformer", posterior_input="embed", decoder_input="hz",
+        head_input="hz", input_norm="layer",
+    ),
+}
+
+# Size presets. ``drama`` is Drama's Atari configuration (~7.2M parameters for 18 actions).
+_SIZES: dict[str, dict[str, Any]] = {
+    "debug": dict(
+        d_model=32, image=dict(channels=(4, 8, 8)), vector=dict(units=32, layers=1),
+        latent=dict(groups=4, classes=4), heads=dict(hidden=32, reward_bins=31),
+        ssm=dict(d_state=4, expand=2, headdim=8, d_conv=4, chunk_size=16),
+        transformer=dict(n_heads=2, window=16, mlp_ratio=2),
+    ),
+    "small": dict(
+        d_model=128, image=dict(channels=(16, 32, 32, 32)), vector=dict(units=128, layers=2),
+        latent=dict(groups=16, classes=16), heads=dict(hidden=128),
+        ssm=dict(d_state=16, expand=2, headdim=32, d_conv=4, chunk_size=64),
+        transformer=dict(n_heads=4, window=64),
+    ),
+    "drama": dict(
+        d_model=512, image=dict(channels=(16, 32, 48, 64, 64)), vector=dict(units=512, layers=2),
+        latent=dict(groups=32, classes=32), heads=dict(hidden=256),
+        ssm=dict(d_state=16, expand=2, headdim=64, d_conv=4, chunk_size=256),
+        transformer=dict(n_heads=8, window=64),
+    ),
+}
+_SIZE_IMAGE = {"debug": (16, 16, 3), "small": (32, 32, 3), "drama": (64, 64, 3)}
+
+
+def _merge(cfg: Any, overrides: dict[str, Any], path: str = "") -> Any:
+    """Return a copy of dataclass ``cfg`` with nested ``overrides`` applied; unknown keys raise."""
+    names = {f.name for f in dataclasses.fields(cfg)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in names:
+            raise KeyError(f"unknown world-model config key {path + key!r}; expected one of {sorted(names)}")
+        current = getattr(cfg, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            changes[key] = _merge(current, value, f"{path}{key}.")
+        else:
+            if isinstance(value, list):
+                value = tuple(value)
+            changes[key] = value
+    return dataclasses.replace(cfg, **changes)
+
+
+def _nested(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Turn ``{"ssm.d_state": 8}`` into ``{"ssm": {"d_state": 8}}`` (dotted keys as on the command line)."""
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+            node[parts[-1]].update(value)
+        else:
+            node[parts[-1]] = value
+    return out
+
+
+def make_config(preset: str = "drama", size: str = "drama", *, action_dim: int, **overrides: Any) -> WorldModelConfig:
+    """Build the config of a named preset at a named size, then apply ``overrides``.
+
+    Overrides are keyword arguments, nested dicts or dotted keys: ``make_config("s4wm", "debug",
+    action_dim=4, vector_dim=8, image_shape=None, **{"ssm.d_state": 8})``. Without an explicit
+    ``image_shape`` the size's default is used (debug 16x16, small 32x32, drama 64x64).
+    """
+    if preset not in _PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    if size not in _SIZES:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    base = WorldModelConfig(action_dim=action_dim, image_shape=_SIZE_IMAGE[size])
+    # Size first (widths), then the preset's structure (which may override e.g. d_state), then the user.
+    cfg = _merge(base, _SIZES[size])
+    preset_over = {k: dict(v) if isinstance(v, dict) else v for k, v in _PRESETS[preset].items()}
+    if size != "drama" and "ssm" in preset_over:
+        # keep the size's d_state for tiny models; the preset's d_state is for its full size
+        preset_over["ssm"].pop("d_state", None)
+    cfg = _merge(cfg, preset_over)
+    cfg = _merge(cfg, _nested(overrides))
+    cfg.validate()
+    return cfg
+
+
+def config_to_dict(cfg: WorldModelConfig) -> dict[str, Any]:
+    """Plain nested dict (for YAML / checkpoints)."""
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(d: dict[str, Any]) -> WorldModelConfig:
+    """Inverse of :func:`config_to_dict`; unknown keys raise."""
+    d = dict(d)
+    if "action_dim" not in d:
+        raise KeyError("world-model config dict needs 'action_dim'")
+    image_shape = d.pop("image_shape", (64, 64, 3))
+    base = WorldModelConfig(action_dim=d.pop("action_dim"),
+                            image_shape=None if image_shape is None else tuple(image_shape),
+                            vector_dim=d.pop("vector_dim", None))
+    cfg = _merge(base, d)
+    cfg.validate()
+    return cfg
