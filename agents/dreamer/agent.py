@@ -12,7 +12,6 @@ never re-running past frames; the state is zeroed where ``first`` is True.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +97,8 @@ class DreamerAgent:
             torch.manual_seed(seed + 1)
             self.ac = ActorCritic(self.wm.feat_dim, spaces["action_dim"], spaces["discrete"], ac_cfg).to(device)
         self.ac_learner = ActorCriticLearner(self.ac)
-        self.wm_opt, self.wm_sched = build_optimizer(self.wm.parameters(), cfg.wm_optimizer)
+        # SSM parameters (A, dt, ...), biases and norms take no weight decay (ARCHITECTURE.md).
+        self.wm_opt, self.wm_sched = build_optimizer(self.wm.param_groups(cfg.wm_optimizer.weight_decay), cfg.wm_optimizer)
         self.updates = 0
 
     # --- acting -----------------------------------------------------------------------------------------------
@@ -171,14 +171,11 @@ class DreamerPolicy:
     def act(self, obs: dict[str, np.ndarray], first: np.ndarray, state) -> tuple[np.ndarray, Any]:
         agent = self.agent
         agent.wm.eval()
-        seq = {k: torch.as_tensor(v, device=agent.device).unsqueeze(1) for k, v in obs.items() if k in ("image", "vector")}
-        first_t = torch.as_tensor(first, device=agent.device).view(-1, 1)
-        # The action consumed with o_t is a_{t-1}, which the state carries; observe takes a (B, 1, A)
-        # placeholder for a_t that only ends up in the returned state, which we overwrite below.
-        placeholder = torch.zeros(len(first), 1, agent.wm.cfg.action_dim, device=agent.device)
-        _, features, state = agent.wm.observe(seq, placeholder, first_t, state, generator=self.generator)
-        action = agent.ac.act(features[:, -1], sample=not self.greedy, generator=self.generator)
-        state = dataclasses.replace(state, action=action)
+        obs_t = {k: torch.as_tensor(v, device=agent.device) for k, v in obs.items() if k in ("image", "vector")}
+        first_t = torch.as_tensor(first, device=agent.device)
+        _, features, state = agent.wm.observe_step(obs_t, first_t, state, generator=self.generator)
+        action = agent.ac.act(features, sample=not self.greedy, generator=self.generator)
+        state = agent.wm.with_action(state, action)
         if agent.spaces["discrete"]:
             return action.argmax(-1).cpu().numpy(), state
         return action.cpu().numpy().astype(np.float32), state
