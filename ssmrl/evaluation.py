@@ -30,6 +30,10 @@ POLICY_LOADERS: dict[str, str] = {
 }
 
 
+# offline agents evaluate through their own acting loop: "module:function(args, run, checkpoint) -> result dict"
+OFFLINE_EVALUATORS: dict[str, str] = {name: "agents.offline.run:evaluate_cli" for name in ("dm", "dt", "bc")}
+
+
 def episode_quotas(episodes: int, num_envs: int) -> list[int]:
     """Episodes per environment, as even as possible: 10 over 4 envs -> [3, 3, 2, 2]."""
     if episodes < 1 or num_envs < 1:
@@ -107,6 +111,9 @@ def evaluate_cli(args: argparse.Namespace) -> int:
     run_dir, checkpoint = resolve_target(args.target)
     run = Run.load(run_dir, Config)
     cfg = run.config
+    if cfg.agent in OFFLINE_EVALUATORS:
+        result = _load(OFFLINE_EVALUATORS[cfg.agent])(args, run, checkpoint)
+        return _write(result, Path(args.out) if args.out else run_dir / f"eval-{result['step']}.json")
     if cfg.agent not in POLICY_LOADERS:
         raise CheckpointError(f"run {run_dir} was trained by agent {cfg.agent!r}, which eval does not know; known: {sorted(POLICY_LOADERS)}")
     num_envs = min(args.num_envs, args.episodes)
@@ -120,9 +127,18 @@ def evaluate_cli(args: argparse.Namespace) -> int:
               "agent": cfg.agent, "env": cfg.env.id, "env_options": options, "greedy": args.greedy, "seed": seed,
               "num_envs": num_envs, "seconds": time.time() - start, **summary, "per_episode": episodes,
               "packages": package_versions()}
-    out = Path(args.out) if args.out else run_dir / f"eval-{step}.json"
-    out.write_text(json.dumps(result, indent=1))
     _print_table(result)
+    return _write(result, Path(args.out) if args.out else run_dir / f"eval-{step}.json")
+
+
+def _write(result: dict, out: Path) -> int:
+    out.write_text(json.dumps(result, indent=1, default=str))
+    if "per_episode" not in result:  # offline evaluators report their own summary
+        line = f"{result.get('agent')} step {result['step']}: mean return {result['return_mean']:.2f} ± {result['return_std']:.2f} (std)"
+        if result.get("normalized") or result.get("normalised"):
+            norm = result.get("normalised") or result.get("normalized")
+            line += f", normalised {norm['score']:.1f} [reference: {norm['reference']}, task {norm['task']}]"
+        print(line)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

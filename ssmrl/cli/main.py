@@ -21,7 +21,7 @@ TRAINERS: dict[str, str] = {
     "random": "agents.random_agent:train",
     **{name: "agents.dreamer.train:train" for name in ("drama", "s4wm", "s5wm", "rssm", "transformer")},
 }
-OFFLINE_TRAINERS: dict[str, str] = {}
+OFFLINE_TRAINERS: dict[str, str] = {name: "agents.offline.run:train" for name in ("dm", "dt", "bc")}
 # ``ssmrl bench <name>`` -> script in scripts/ with a ``main(argv)`` function.
 BENCH_SCRIPTS = {
     "scan": "bench_scan.py",
@@ -58,15 +58,15 @@ def _default_run_dir(words: list[str]) -> Path:
 
 
 # --- sub-commands -----------------------------------------------------------------------------------------------
-def cmd_train(args: argparse.Namespace) -> int:
+def _run_trainer(args: argparse.Namespace, command: str, trainers: dict[str, str]) -> int:
     from ssmrl.runs.run import Run
     from ssmrl.runs.schema import Config
 
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.words)
-    run = Run.open(run_dir, args.words, Config, command="train")
-    if run.config.agent not in TRAINERS:
-        raise ConfigError(f"unknown agent {run.config.agent!r} for train; valid agents: {sorted(TRAINERS)}")
-    trainer = _load(TRAINERS[run.config.agent], f"agent {run.config.agent!r}")
+    run = Run.open(run_dir, args.words, Config, command=command)
+    if run.config.agent not in trainers:
+        raise ConfigError(f"unknown agent {run.config.agent!r} for ssmrl {command}; valid agents: {sorted(trainers)}")
+    trainer = _load(trainers[run.config.agent], f"agent {run.config.agent!r}")
     print(f"run directory: {run.directory} ({'resuming' if run.resumed else 'new'})", file=sys.stderr)
     try:
         trainer(run)
@@ -75,20 +75,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_offline(args: argparse.Namespace) -> int:
-    from ssmrl.runs.run import Run
-    from ssmrl.runs.schema import Config
+def cmd_train(args: argparse.Namespace) -> int:
+    return _run_trainer(args, "train", TRAINERS)
 
-    run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.words)
-    run = Run.open(run_dir, args.words, Config, command="offline")
-    if run.config.agent not in OFFLINE_TRAINERS:
-        raise NotAvailable(f"offline agent {run.config.agent!r} is not available; offline agents: {sorted(OFFLINE_TRAINERS)}")
-    trainer = _load(OFFLINE_TRAINERS[run.config.agent], f"offline agent {run.config.agent!r}")
-    try:
-        trainer(run)
-    finally:
-        run.close()
-    return 0
+
+def cmd_offline(args: argparse.Namespace) -> int:
+    return _run_trainer(args, "offline", OFFLINE_TRAINERS)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -102,7 +94,7 @@ def cmd_imagine(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
-    dataset = _load("agents.sac.collect:dataset_cli", "ssmrl dataset")
+    dataset = _load("agents.sac.dataset_cli:dataset_cli", "ssmrl dataset")
     return dataset(args)
 
 

@@ -1,0 +1,126 @@
+"""Offline data pipeline: D4RL arrays -> episodes with returns-to-go -> context windows of K steps.
+
+A window is K consecutive transitions of the dataset stream. It may cross an episode boundary: the step that
+begins the new episode is marked ``first`` (True) and the models reset their state there, so no padding tokens
+are ever needed. Tensors returned by :meth:`OfflineData.sample`:
+
+    states (B, K, O) normalised, actions (B, K, A), rtg (B, K, 1) / rtg_scale, timesteps (B, K) long,
+    first (B, K) bool, next_states (B, K, O) normalised, next_rtg (B, K, 1) / rtg_scale
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.offline.io import flat_observations
+from ssmrl.replay.offline import d4rl_episodes
+
+
+def episode_bounds(terminals: np.ndarray, timeouts: np.ndarray, episode_ends: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (inclusive) index of each episode; a stream not ending in a flag ends its last episode.
+    ``episode_ends`` (exclusive indices, as Minari readers give) adds unflagged ends."""
+    done = np.asarray(terminals, bool).reshape(-1) | np.asarray(timeouts, bool).reshape(-1)
+    if episode_ends is not None:
+        done = done.copy()
+        done[np.asarray(episode_ends, np.int64) - 1] = True
+    n = len(done)
+    ends = np.flatnonzero(done)
+    if n and (len(ends) == 0 or ends[-1] != n - 1):
+        ends = np.append(ends, n - 1)
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    return starts, ends.astype(np.int64)
+
+
+def returns_to_go(rewards: np.ndarray, starts: np.ndarray, ends: np.ndarray, gamma: float = 1.0) -> np.ndarray:
+    """``R_t = sum_{t' >= t in the same episode} gamma^(t'-t) r_t'`` (float64)."""
+    rtg = np.zeros(len(rewards), np.float64)
+    r = np.asarray(rewards, np.float64)
+    for s, e in zip(starts, ends):
+        acc = 0.0
+        for t in range(e, s - 1, -1):
+            acc = r[t] + gamma * acc
+            rtg[t] = acc
+    return rtg
+
+
+class StateStats:
+    """What acting needs from the data: the state normaliser and the RTG scale (restorable from a checkpoint)."""
+
+    def __init__(self, state_mean: np.ndarray, state_std: np.ndarray, rtg_scale: float, **_: Any):
+        self.state_mean = np.asarray(state_mean, np.float32)
+        self.state_std = np.asarray(state_std, np.float32)
+        self.rtg_scale = float(rtg_scale)
+
+    def normalise_state(self, obs: np.ndarray) -> np.ndarray:
+        return ((np.asarray(obs, np.float32) - self.state_mean) / self.state_std).astype(np.float32)
+
+
+class OfflineData:
+    """Holds one dataset as a flat stream plus per-step RTG, timestep and ``first``; samples K-windows."""
+
+    def __init__(self, data: dict[str, np.ndarray], context: int, rtg_scale: float = 1000.0, max_timestep: int = 1000,
+                 metadata: dict[str, Any] | None = None):
+        for k in ("observations", "actions", "rewards", "terminals", "timeouts"):
+            if k not in data:
+                raise KeyError(f"offline dataset is missing {k!r}")
+        n = len(data["rewards"])
+        if context < 1 or n < context:
+            raise ValueError(f"context K={context} must be in [1, {n}] (the dataset has {n} transitions)")
+        self.metadata = metadata or {}
+        self.context, self.rtg_scale = context, float(rtg_scale)
+        obs = flat_observations(data["observations"])
+        self.obs_dim = obs.shape[1]
+        acts = np.asarray(data["actions"], np.float32).reshape(n, -1)
+        self.act_dim = acts.shape[1]
+        ends = data.get("episode_ends")
+        if ends is None and "next_observations" in data:  # the replay reader also ends episodes at unflagged jumps
+            ends = d4rl_episodes({**data, "observations": obs, "next_observations": flat_observations(data["next_observations"])})[0]
+        self.starts, self.ends = episode_bounds(data["terminals"], data["timeouts"], ends)
+        rtg = returns_to_go(np.asarray(data["rewards"]).reshape(n), self.starts, self.ends)
+        first = np.zeros(n, bool)
+        first[self.starts] = True
+        timesteps = np.zeros(n, np.int64)
+        for s, e in zip(self.starts, self.ends):
+            timesteps[s:e + 1] = np.arange(e - s + 1)
+        nxt = data.get("next_observations")
+        if nxt is None:  # next state = following observation inside an episode, else the same one
+            nxt = np.concatenate([obs[1:], obs[-1:]])
+            nxt[self.ends] = obs[self.ends]
+        else:
+            nxt = flat_observations(nxt)
+        self.state_mean = obs.mean(0)
+        self.state_std = obs.std(0) + 1e-6
+        self.returns = np.array([rtg[s] for s in self.starts])
+        # tensors kept once; sampling gathers rows
+        self._states = torch.from_numpy((obs - self.state_mean) / self.state_std)
+        self._next_states = torch.from_numpy((nxt - self.state_mean) / self.state_std)
+        self._actions = torch.from_numpy(acts)
+        rewards = np.asarray(data["rewards"], np.float64).reshape(n)
+        self._rtg = torch.from_numpy((rtg / self.rtg_scale).astype(np.float32)).unsqueeze(-1)
+        self._next_rtg = torch.from_numpy(((rtg - rewards) / self.rtg_scale).astype(np.float32)).unsqueeze(-1)
+        self._timesteps = torch.from_numpy(np.minimum(timesteps, max_timestep - 1))
+        self._first = torch.from_numpy(first)
+        self.size = n
+
+    def window(self, starts: np.ndarray) -> dict[str, torch.Tensor]:
+        """Windows beginning at the given stream indices ``(B,)``."""
+        idx = torch.as_tensor(starts, dtype=torch.long).unsqueeze(1) + torch.arange(self.context)
+        if int(idx.max()) >= self.size or int(idx.min()) < 0:
+            raise IndexError(f"window start out of range [0, {self.size - self.context}]")
+        return {"states": self._states[idx], "actions": self._actions[idx], "rtg": self._rtg[idx],
+                "timesteps": self._timesteps[idx], "first": self._first[idx],
+                "next_states": self._next_states[idx], "next_rtg": self._next_rtg[idx]}
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """``batch_size`` windows with uniformly drawn starts."""
+        return self.window(rng.integers(0, self.size - self.context + 1, size=batch_size))
+
+    def normalise_state(self, obs: np.ndarray) -> np.ndarray:
+        return ((np.asarray(obs, np.float32) - self.state_mean) / self.state_std).astype(np.float32)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What acting needs besides the model (normaliser statistics and scales)."""
+        return {"state_mean": self.state_mean, "state_std": self.state_std, "rtg_scale": self.rtg_scale,
+                "context": self.context, "obs_dim": self.obs_dim, "act_dim": self.act_dim}

@@ -1,0 +1,44 @@
+"""Offline dataset files for the offline learners and dataset collection, through ``ssmrl.replay.offline``.
+
+D4RL HDF5 layout: ``observations (N, O)``, ``actions (N, A)``, ``next_observations (N, O)``, ``rewards (N,)``,
+``terminals (N,)`` (true terminations), ``timeouts (N,)`` (time limit / cut) and ``metadata/*``. Minari folders
+are read into the same flat form (plus ``episode_ends``). The replay package owns the format code; this module
+only picks the reader from the path and flattens dict observations.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ssmrl.replay.offline import read_d4rl, read_minari, validate_d4rl, write_d4rl, write_minari
+
+__all__ = ["read_d4rl", "write_d4rl", "write_minari", "load_dataset", "flat_observations", "validate_d4rl"]
+
+
+def flat_observations(obs: Any) -> np.ndarray:
+    """``(N, O)`` float32 from an array or a dict of arrays (a single key is taken as is, several are concatenated
+    in sorted key order)."""
+    if isinstance(obs, dict):
+        if not obs:
+            raise ValueError("observations dict is empty")
+        parts = [np.asarray(obs[k]).reshape(len(obs[k]), -1) for k in sorted(obs)]
+        return np.concatenate(parts, axis=1).astype(np.float32)
+    arr = np.asarray(obs)
+    return arr.reshape(len(arr), -1).astype(np.float32)
+
+
+def load_dataset(path: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A D4RL ``.hdf5`` file or a Minari dataset folder as flat arrays + metadata (observations flattened)."""
+    if os.path.isdir(path):
+        data, meta = read_minari(path)
+    elif os.path.isfile(path):
+        data, meta = read_d4rl(path)
+    else:
+        raise FileNotFoundError(f"offline dataset {path!r} is neither a D4RL .hdf5 file nor a Minari folder")
+    data = dict(data)
+    for k in ("observations", "next_observations"):
+        if k in data:
+            data[k] = flat_observations(data[k])
+    return data, meta

@@ -1,0 +1,92 @@
+"""D4RL-format datasets: HDF5 round trip, episode flags, and a tiny end-to-end SAC collection."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.offline.io import load_dataset, read_d4rl, write_d4rl
+from agents.offline.data import OfflineData
+from agents.sac.collect import collect_datasets, episode_returns, pick_snapshots
+from agents.sac.config import CollectConfig, SACConfig
+
+
+def _toy(n=7, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "observations": rng.normal(size=(n, 3)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, size=(n, 2)).astype(np.float32),
+        "next_observations": rng.normal(size=(n, 3)).astype(np.float32),
+        "rewards": rng.normal(size=n).astype(np.float32),
+        "terminals": np.array([0, 0, 1, 0, 0, 0, 0], bool)[:n],
+        "timeouts": np.array([0, 0, 0, 0, 1, 0, 1], bool)[:n],
+    }
+
+
+def test_d4rl_round_trip_identical_arrays_and_metadata(tmp_path):
+    data = _toy()
+    meta = {"env_id": "Hopper-v5", "seed": 3, "ref_min_score": -1.5, "returns": {"mean": 2.0, "episodes": 3},
+            "levels": ["a", "b"], "policy": None}
+    path = write_d4rl(str(tmp_path / "x.hdf5"), data, meta)
+    back, m = read_d4rl(path)
+    assert set(back) == set(data)
+    for k in data:
+        assert back[k].dtype == data[k].dtype, k
+        np.testing.assert_array_equal(back[k], data[k])
+    assert m == meta
+    # terminals and timeouts stay distinct flags: episode 1 ends by termination, 2 by time limit, 3 cut
+    assert back["terminals"].tolist() == [False, False, True, False, False, False, False]
+    assert back["timeouts"].tolist() == [False, False, False, False, True, False, True]
+    r = data["rewards"].astype(np.float64)
+    np.testing.assert_allclose(episode_returns(back), [r[:3].sum(), r[3:5].sum(), r[5:].sum()], rtol=1e-6)
+
+
+def test_d4rl_write_rejects_bad_input(tmp_path):
+    data = _toy()
+    del data["timeouts"]
+    with pytest.raises(ValueError, match="timeouts"):
+        write_d4rl(str(tmp_path / "x.hdf5"), data)
+    data = _toy()
+    data["actions"] = data["actions"][:-1]
+    with pytest.raises(ValueError, match="actions"):
+        write_d4rl(str(tmp_path / "x.hdf5"), data)
+    with pytest.raises(FileNotFoundError):
+        read_d4rl(str(tmp_path / "missing.hdf5"))
+
+
+def test_pick_snapshots_medium_is_about_a_third_of_expert():
+    snaps = [{"step": s, "eval_return": r} for s, r in [(1, 10.0), (2, 250.0), (3, 420.0), (4, 900.0), (5, 700.0)]]
+    medium, expert = pick_snapshots(snaps, 1 / 3)
+    assert expert["step"] == 4 and medium["step"] == 2  # |250 - 300| < |420 - 300|
+
+
+def test_collect_tiny_hopper_levels(tmp_path):
+    cfg = CollectConfig(env="Hopper", seed=0, train_steps=400, snapshot_every=200, eval_episodes=1, size=150,
+                        reference_episodes=2, out_dir=str(tmp_path), minari=True,
+                        sac=SACConfig(hidden=16, batch_size=32, learning_starts=200))
+    out = collect_datasets(cfg, log=None)
+    assert set(out["paths"]) == {"random", "medium", "expert", "medium-replay", "medium-expert"}
+    loaded = {lv: read_d4rl(p) for lv, p in out["paths"].items()}
+    for lv, (d, m) in loaded.items():
+        n = len(d["rewards"])
+        assert n == {"medium-expert": 300, "medium-replay": m["sac"]["medium_step"]}.get(lv, 150), lv
+        assert (d["terminals"] | d["timeouts"])[-1], lv  # every episode ends with a flag
+        assert not (d["terminals"] & d["timeouts"]).any()
+        np.testing.assert_allclose(d["observations"][1:][~(d["terminals"] | d["timeouts"])[:-1]],
+                                   d["next_observations"][:-1][~(d["terminals"] | d["timeouts"])[:-1]])
+        assert m["env_id"] == "Hopper-v5" and m["seed"] == 0 and m["level"] == lv
+        assert m["returns"]["mean"] == pytest.approx(np.mean(episode_returns(d)))
+        assert m["ref_min_score"] == out["references"]["ref_min_score"]
+        assert np.abs(d["actions"]).max() <= 1.0
+    me, med, exp = loaded["medium-expert"][0], loaded["medium"][0], loaded["expert"][0]
+    np.testing.assert_array_equal(me["observations"], np.concatenate([med["observations"], exp["observations"]]))
+    # Hopper falls: a random policy produces true terminations, which must not be confused with timeouts
+    assert loaded["random"][0]["terminals"].sum() > 0
+    # the Minari copy reads back to the same arrays and episodes
+    mdata, mmeta = load_dataset(out["minari_paths"]["medium-replay"])
+    hdata = loaded["medium-replay"][0]
+    for k in ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations"):
+        np.testing.assert_array_equal(mdata[k], hdata[k], err_msg=k)
+    assert mmeta["level"] == "medium-replay"
+    a, b = OfflineData(mdata, 4), OfflineData(hdata, 4)
+    np.testing.assert_array_equal(a.starts, b.starts)
+    np.testing.assert_array_equal(a.starts, np.concatenate([[0], np.flatnonzero(hdata["terminals"] | hdata["timeouts"])[:-1] + 1]))
