@@ -1,0 +1,188 @@
+"""Throughput of the online Dreamer agent: acting env steps/s, seconds per world-model update and per
+actor-critic update, and the projected wall-clock of a full run.
+
+Each configuration is built from the same presets ``ssmrl train`` uses (``agent=drama env=atari100k/Pong`` plus
+``key.sub=value`` overrides), a replay buffer is filled with random-policy steps, the agent acts for
+``--act-steps`` env steps (one world-model step + actor per env step, env included), then ``--warmup-updates``
+untimed and ``--updates`` timed updates run, the world-model half and the actor-critic half timed separately
+(the same two halves as ``DreamerAgent.update``). No training run is started; nothing is written to disk.
+
+    .venv/bin/python scripts/bench_train.py                          # drama on Pong at sizes drama and small
+    .venv/bin/python scripts/bench_train.py --sizes small --updates 5 --threads 2 dreamer.imag_batch=256
+
+Projection for ``--steps`` env steps at ``--train-ratio`` (default: the config's) after ``warmup_steps``
+random steps: steps * act_s_per_step + (steps - warmup_steps) * train_ratio * (wm_s + ac_s).
+Prints one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+
+import torch
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    return s[len(s) // 2] if s else float("nan")
+
+
+def _config(words: list[str]):
+    from ssmrl.runs.config import from_dict, resolve_args
+    from ssmrl.runs.schema import Config
+
+    merged, _ = resolve_args(words)
+    return from_dict(Config, merged)
+
+
+def bench_one(words: list[str], updates: int, warmup_updates: int, act_steps: int, steps: int,
+              train_ratio: float | None, seed: int) -> dict:
+    """Measure one configuration (``words``: presets and overrides as on the ``ssmrl train`` line)."""
+    import envs
+    from agents.dreamer.agent import DreamerAgent, space_info
+    from ssmrl.replay import ReplayBuffer
+    from ssmrl.rollout import RandomPolicy, RolloutConfig, RolloutEngine
+    from ssmrl.runs.schema import resolve_device
+
+    cfg = _config(words)
+    if cfg.agent not in ("drama", "s4wm", "s5wm", "rssm", "transformer"):
+        raise ValueError(f"bench_train needs a world-model agent (agent=drama|s4wm|...), got agent={cfg.agent!r}")
+    dcfg = cfg.dreamer
+    probe = envs.make(cfg.env.id, **cfg.env.options)
+    probe.reset(seed=seed)
+    spaces = space_info(probe.observation_space, probe.action_space)
+    action_space = probe.action_space
+    probe.close()
+    device = resolve_device(cfg.device)
+    agent = DreamerAgent(cfg.wm, cfg.ac, dcfg, spaces, device, seed=seed)
+
+    # Enough random steps for every sampled window (world-model windows are seq_len long).
+    fill = max(dcfg.seq_len, dcfg.imag_context) + 64
+    replay = ReplayBuffer(dataclasses.replace(cfg.replay, capacity=max(fill + act_steps + 16, 4096), num_streams=1,
+                                              directory=None, verbose=False, seed=seed))
+    engine = RolloutEngine.from_env_id(cfg.env.id, 1, replay, RolloutConfig(seed=seed), **cfg.env.options)
+    t0 = time.perf_counter()
+    engine.run(RandomPolicy(action_space, 1, seed=seed), fill)
+    random_s = (time.perf_counter() - t0) / fill
+
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    policy = agent.policy(greedy=False, generator=gen)
+    engine.state = None  # the agent's policy starts from its own initial state
+    engine.run(policy, 2)  # first calls allocate
+    t0 = time.perf_counter()
+    engine.run(policy, act_steps)
+    act_s = (time.perf_counter() - t0) / max(act_steps, 1)
+    engine.close()
+
+    def wm_update() -> None:
+        agent.wm.train()
+        batch = agent._batch(replay.sample(dcfg.batch_size, dcfg.seq_len, purpose="train"))
+        loss, _ = agent.wm.loss(batch, generator=gen)
+        agent.wm_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(agent.wm.parameters(), dcfg.wm_optimizer.grad_clip)
+        agent.wm_opt.step()
+        agent.wm_sched.step()
+
+    def ac_update() -> None:
+        starts = agent._batch(replay.sample(dcfg.imag_batch, dcfg.imag_context, purpose="imagination"))
+        imagined = agent.imagine(starts, gen)
+        agent.ac_learner.train_step(imagined["features"], imagined["actions"], imagined["rewards"],
+                                    imagined["continues"], generator=gen)
+
+    def timed(fn) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t
+
+    for _ in range(warmup_updates):
+        wm_update()
+        ac_update()
+    wm_times, ac_times = [], []
+    for _ in range(updates):
+        wm_times.append(timed(wm_update))
+        ac_times.append(timed(ac_update))
+    wm_s, ac_s = _median(wm_times), _median(ac_times)
+    ratio = dcfg.train_ratio if train_ratio is None else train_ratio
+    n_updates = max(steps - dcfg.warmup_steps, 0) * ratio
+    projected = steps * act_s + n_updates * (wm_s + ac_s)
+    return {
+        "words": words,
+        "env": cfg.env.id,
+        "agent": cfg.agent,
+        "wm": f"{cfg.wm.preset}/{cfg.wm.size}",
+        "wm_overrides": cfg.wm.overrides,
+        "wm_parameters": agent.wm.num_parameters(),
+        "ac_parameters": sum(p.numel() for p in agent.ac.parameters()),
+        "batch": [dcfg.batch_size, dcfg.seq_len],
+        "imagination": {"batch": dcfg.imag_batch, "context": dcfg.imag_context, "horizon": dcfg.horizon},
+        "random_env_steps_per_s": 1.0 / random_s,
+        "acting_env_steps_per_s": 1.0 / act_s,
+        "wm_update_s": wm_s,
+        "ac_update_s": ac_s,
+        "update_s": wm_s + ac_s,
+        "wm_update_s_all": wm_times,
+        "ac_update_s_all": ac_times,
+        "train_env_steps_per_s": 1.0 / (act_s + ratio * (wm_s + ac_s)) if ratio > 0 else 1.0 / act_s,
+        "projection": {"env_steps": steps, "train_ratio": ratio, "warmup_steps": dcfg.warmup_steps,
+                       "updates": n_updates, "hours": projected / 3600.0},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("words", nargs="*", help="extra presets/overrides for every configuration (key.sub=value)")
+    parser.add_argument("--agent", default="drama")
+    parser.add_argument("--env", default="atari100k/Pong")
+    parser.add_argument("--sizes", default="drama,small", help="comma-separated wm.size values (debug, small, drama)")
+    parser.add_argument("--updates", type=int, default=3, help="timed updates per configuration")
+    parser.add_argument("--warmup-updates", type=int, default=1, help="untimed updates first (allocation, caches)")
+    parser.add_argument("--act-steps", type=int, default=100, help="timed acting env steps")
+    parser.add_argument("--steps", type=int, default=100_000, help="env steps of the projected run")
+    parser.add_argument("--train-ratio", type=float, default=None, help="updates per env step (default: config's)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--device", default=None, help="cpu | cuda (default: the config's device, auto)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.updates < 1:
+        parser.error("--updates must be >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = []
+    for size in [s for s in args.sizes.split(",") if s]:
+        words = [f"agent={args.agent}", f"env={args.env}", f"wm.size={size}", *args.words]
+        if args.device:
+            words.append(f"device={args.device}")
+        results.append(bench_one(words, args.updates, args.warmup_updates, args.act_steps, args.steps,
+                                 args.train_ratio, args.seed))
+        r = results[-1]  # progress on stderr: a drama-size configuration takes minutes on a CPU
+        print(f"{r['wm']}: acting {r['acting_env_steps_per_s']:.2f} env steps/s, wm update {r['wm_update_s']:.3f} s, "
+              f"ac update {r['ac_update_s']:.3f} s", file=sys.stderr, flush=True)
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    out = {
+        "benchmark": "bench_train",
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                    "loadavg_at_end": load},
+        "results": results,
+    }
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""S4WM-style memory benchmark: train world models offline on scripted-policy episodes and compare their memory
+metrics (reconstruction MSE, generation MSE, reward-prediction accuracy in inference and imagination). Prints JSON.
+
+Each preset is one ``ssmrl train agent=worldmodel`` run (in parallel subprocesses); the summary reads the runs'
+``scores.jsonl`` (kind "memory"), so it can also summarise runs that are still going or were stopped.
+
+Example (2-core CPU, tiny models, 32x32 frames):
+    python scripts/memory_benchmark.py --env memory/distracting-100 --presets s4wm,s5wm,drama,rssm \
+        --steps 1000 --out-dir runs/membench/distracting-100 \
+        --set env.options.image_size=32 worldmodel.batch_size=8 d_model=64
+    python scripts/memory_benchmark.py --summarize --out-dir runs/membench/distracting-100
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# Small-model overrides of the world model used unless --set gives wm.* keys (fits a 2-core CPU).
+TINY_WM = {"d_model": 64, "image.channels": [8, 16, 16, 16], "latent.groups": 8, "latent.classes": 8,
+           "heads.hidden": 64}
+
+
+def _train_in_process(words: list[str], run_dir: str) -> int:
+    """``ssmrl train agent=worldmodel ...`` in this process. Until the lead registers the trainer and the
+    ``worldmodel`` config section, both are added to this process's modules here (no file is changed)."""
+    from ssmrl.cli import main as cli
+    from ssmrl.runs import schema
+
+    from agents.worldmodel.config import WorldModelTrainConfig
+
+    cli.TRAINERS.setdefault("worldmodel", "agents.worldmodel.train:train")
+    if not any(f.name == "worldmodel" for f in dataclasses.fields(schema.Config)):
+        schema.Config = dataclasses.make_dataclass(
+            "Config", [("worldmodel", WorldModelTrainConfig, dataclasses.field(default_factory=WorldModelTrainConfig))],
+            bases=(schema.Config,))
+    return cli.main(["train", *words, "--run-dir", run_dir])
+
+
+def _words(env: str, preset: str, steps: int, seed: int, size: str, sets: list[str], eval_every: int) -> list[str]:
+    words = ["agent=worldmodel", f"env={env}", f"wm.preset={preset}", f"wm.size={size}", f"seed={seed}",
+             f"train.steps={steps}", f"train.eval_every={eval_every}", f"train.checkpoint_every={eval_every}",
+             f"train.log_every={max(1, eval_every // 4)}"]
+    wm_given = any(s.startswith("wm.overrides") for s in sets)
+    if not wm_given:
+        words += [f"wm.overrides.{k}={json.dumps(v)}" for k, v in TINY_WM.items()]
+    return words + list(sets)
+
+
+def summarize(out_dir: Path) -> dict:
+    """Per run: the last memory evaluation, all evaluations (step, accuracies, MSEs), and the comparison at the
+    largest update count every run has reached."""
+    runs = {}
+    for scores in sorted(out_dir.glob("*/scores.jsonl")):
+        rows = [json.loads(l) for l in scores.read_text().splitlines() if l.strip()]
+        rows = [r for r in rows if r.get("kind") == "memory"]
+        if not rows:
+            continue
+        info = json.loads((scores.parent / "run.json").read_text()) if (scores.parent / "run.json").is_file() else {}
+        keys = ("reward_acc_inference", "reward_acc_imagination", "reward_chance", "recon_mse", "gen_mse")
+        runs[scores.parent.name] = {
+            "preset": rows[-1].get("preset"), "env": rows[-1].get("env"), "parameters": info.get("parameters"),
+            "last": {k: v for k, v in rows[-1].items() if k != "kind"},
+            "curve": [{"step": r["step"], **{k: r.get(k) for k in keys}} for r in rows],
+        }
+    common = min((r["curve"][-1]["step"] for r in runs.values()), default=None)
+    at_common = {}
+    for name, r in runs.items():
+        steps = [c for c in r["curve"] if c["step"] <= (common or 0)]
+        if steps:
+            at_common[name] = steps[-1]
+    return {"out_dir": str(out_dir), "runs": runs, "common_step": common, "at_common_step": at_common}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", default="memory/distracting-100")
+    p.add_argument("--presets", default="s4wm,s5wm,drama,rssm")
+    p.add_argument("--size", default="small", help="wm.size (TINY_WM overrides shrink it unless --set wm.overrides...)")
+    p.add_argument("--steps", type=int, default=1000, help="updates per run")
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--out-dir", default="runs/membench")
+    p.add_argument("--set", nargs="*", default=[], help="extra key=value words for every run")
+    p.add_argument("--summarize", action="store_true", help="only summarise the runs in --out-dir")
+    p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one training in this process
+    a = p.parse_args(argv)
+    if a.worker:
+        import torch
+
+        torch.set_num_threads(a.threads)
+        return _train_in_process(a.set, a.worker)
+    out_dir = Path(a.out_dir)
+    if not a.summarize:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        procs = {}
+        env = {**os.environ, "OMP_NUM_THREADS": str(a.threads)}
+        for preset in a.presets.split(","):
+            words = _words(a.env, preset, a.steps, a.seed, a.size, a.set, a.eval_every)
+            log = open(out_dir / f"{preset}.log", "a")
+            cmd = [sys.executable, __file__, "--worker", str(out_dir / preset), "--threads", str(a.threads),
+                   "--set", *words]
+            procs[preset] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), time.time(), log)
+            print(f"started {preset} (pid {procs[preset][0].pid}): {' '.join(words)}", file=sys.stderr, flush=True)
+        walls = {}
+        for preset, (proc, start, log) in procs.items():
+            rc = proc.wait()
+            log.close()
+            walls[preset] = {"returncode": rc, "wall_s": round(time.time() - start, 1)}
+    result = summarize(out_dir)
+    if not a.summarize:
+        result["processes"] = walls
+        result["command"] = sys.argv
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
