@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -9,6 +12,19 @@ import torch
 from ssmrl.kernels.ssd import ssd_scan, ssd_scan_step
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
+# Triton fixes interpreter mode when a kernel is first built, so the interpreter tests run in a child process
+# that has TRITON_INTERPRET=1 from its start (another test may already have built the kernels in this one).
+IN_CHILD = os.environ.get("SSMRL_TRITON_CHILD") == "1"
+child_only = pytest.mark.skipif(not IN_CHILD, reason="run in a child process by test_triton_interpreter_in_child")
+
+
+@pytest.mark.skipif(not HAS_TRITON or IN_CHILD, reason="triton not installed")
+def test_triton_interpreter_in_child():
+    env = {**os.environ, "TRITON_INTERPRET": "1", "SSMRL_TRITON_CHILD": "1"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
+                           "triton_interpreter_matches or triton_interpreter_blocks"],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0 and "7 passed" in proc.stdout, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
 def make_inputs(b=2, L=13, H=4, P=3, G=2, N=5, dtype=torch.float64, seed=0, d_shape="H", big_decay=False):
@@ -220,10 +236,9 @@ def test_triton_on_cpu_without_interpreter_raises(monkeypatch):
         ssd_scan(**i, backend="triton")
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="triton not installed")
+@child_only
 @pytest.mark.parametrize("kind", ["none", "t0", "consecutive", "every", "chunk_boundary", "mid_chunk"])
-def test_triton_interpreter_matches_reference(kind, monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
+def test_triton_interpreter_matches_reference(kind):
     # tiny shapes: the interpreter runs every program in Python; L=7 with chunk 4 leaves a partial chunk
     inputs = make_inputs(b=2, L=7, H=2, P=2, G=1, N=2, dtype=torch.float32, seed=23)
     first = make_first(kind, 2, 7, 4)
@@ -236,9 +251,8 @@ def test_triton_interpreter_matches_reference(kind, monkeypatch):
         torch.testing.assert_close(g_t[k].double(), g_r[k], rtol=1e-4, atol=1e-4, msg=f"grad of {k}")
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="triton not installed")
-def test_triton_interpreter_blocks_groups_and_options(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
+@child_only
+def test_triton_interpreter_blocks_groups_and_options():
     # P=34 spans two programs along P (BLOCK_P caps at 32); G=2 groups; D (H, P); random resets; N=3 is masked
     inputs = make_inputs(b=1, L=5, H=4, P=34, G=2, N=3, dtype=torch.float32, seed=29, d_shape="HP")
     first = make_first("random", 1, 5, 4, seed=2)
