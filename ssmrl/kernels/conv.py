@@ -134,12 +134,17 @@ def causal_conv1d_step(
     _check_state(state, x_t, B, C, W)
     check_first(first_t, B, None)
     resolve_backend(backend, x_t, weight)
-    if state is None:
-        state = x_t.new_zeros(B, C, W - 1)
-    elif first_t is not None:
-        state = state * (~first_t).to(x_t.dtype)[:, None, None]
-    window = torch.cat([state, x_t.unsqueeze(-1)], dim=2)
-    y = (window * weight).sum(-1)
+    # y = bias + x_t w[:, -1] + sum_k state_k w[:, k], accumulated tap by tap: no (B, C, W) window is built
+    # (a loop of addcmul also beats a sum over the tiny last dim), and nothing is masked without resets
+    y = x_t * weight[:, -1]
     if bias is not None:
         y = y + bias
-    return y, window[:, :, 1:]
+    if W == 1:
+        return y, x_t.new_zeros(B, C, 0)
+    if state is None:
+        return y, torch.cat([x_t.new_zeros(B, C, W - 2), x_t.unsqueeze(-1)], dim=2)
+    if first_t is not None:
+        state = state * (~first_t).to(x_t.dtype)[:, None, None]
+    for k in range(W - 1):
+        y = torch.addcmul(y, state[:, :, k], weight[:, k])
+    return y, torch.cat([state[:, :, 1:], x_t.unsqueeze(-1)], dim=2)
