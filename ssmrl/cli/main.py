@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # agent preset -> "module:function" taking an open Run; filled in as learners land.
 TRAINERS: dict[str, str] = {
     "random": "agents.random_agent:train",
+    "worldmodel": "agents.worldmodel.train:train",
     **{name: "agents.dreamer.train:train" for name in ("drama", "s4wm", "s5wm", "rssm", "transformer")},
 }
 OFFLINE_TRAINERS: dict[str, str] = {name: "agents.offline.run:train" for name in ("dm", "dt", "bc")}

@@ -10,6 +10,7 @@ from typing import Any
 from agents.dreamer.agent import DreamerConfig, WorldModelSection
 from agents.dreamer.config import ActorCriticConfig
 from agents.offline.config import OfflineConfig
+from agents.worldmodel.config import WorldModelTrainConfig
 from ssmrl.replay.config import ReplayConfig
 
 
@@ -45,6 +46,7 @@ class Config:
     ac: ActorCriticConfig = field(default_factory=ActorCriticConfig)
     dreamer: DreamerConfig = field(default_factory=DreamerConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)  # num_streams, seed, directory set by the learner
+    worldmodel: WorldModelTrainConfig = field(default_factory=WorldModelTrainConfig)  # agent=worldmodel
     # offline agents (ssmrl offline agent=dm|dt|bc dataset=...); seed, device and train.* override the same fields
     dataset: str | None = None
     offline: OfflineConfig = field(default_factory=OfflineConfig)

@@ -18,7 +18,6 @@ from .config import (
     config_to_dict,
     make_config,
 )
-from .evaluation import episodes_to_batch, memory_metrics, train_world_model
 from .heads import ContinueHead, RewardHead, twohot
 from .latents import CategoricalLatent
 from .model import WorldModel, WorldModelState
@@ -29,5 +28,5 @@ __all__ = [
     "config_from_dict", "GRUConfig", "HeadConfig", "ImageCodecConfig", "LatentConfig", "LossConfig", "SSMConfig",
     "TransformerConfig", "VectorCodecConfig", "SSMBackbone", "GRUBackbone", "TransformerBackbone", "KVCache",
     "make_backbone", "CategoricalLatent", "RewardHead", "ContinueHead", "twohot", "ImageEncoder", "ImageDecoder",
-    "VectorEncoder", "VectorDecoder", "symlog", "symexp", "episodes_to_batch", "memory_metrics", "train_world_model",
+    "VectorEncoder", "VectorDecoder", "symlog", "symexp",
 ]
