@@ -26,8 +26,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[all]"
 	touch $@
 
+# One torch thread: the networks are small, and on a shared 2-core box extra threads cost 15-20x (docs/results.md).
 run: setup
-	$(VENV)/bin/ssmrl train $(RUN_ARGS) --run-dir $(RUN_DIR)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/ssmrl train $(RUN_ARGS) --run-dir $(RUN_DIR)
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc

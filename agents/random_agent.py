@@ -40,7 +40,7 @@ def train(run: Run) -> None:
     while counters["step"] < cfg.train.steps:
         for episode in engine.step(policy):
             counters["episode"] += 1
-            run.log_score(counters["step"] + engine.num_envs, episode=counters["episode"], env=episode.env,
+            run.log_score(counters["step"] + engine.num_envs, kind="train", episode=counters["episode"], env=episode.env,
                           episode_return=episode.episode_return, episode_length=episode.length)
         counters["step"] += engine.num_envs
         bar.update(engine.num_envs)

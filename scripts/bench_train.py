@@ -11,7 +11,9 @@ untimed and ``--updates`` timed updates run, the world-model half and the actor-
     .venv/bin/python scripts/bench_train.py --sizes small --updates 5 --threads 2 dreamer.imag_batch=256
 
 Projection for ``--steps`` env steps at ``--train-ratio`` (default: the config's) after ``warmup_steps``
-random steps: steps * act_s_per_step + (steps - warmup_steps) * train_ratio * (wm_s + ac_s).
+random steps: steps * act_s_per_step + (steps - warmup_steps) * train_ratio * (wm_s + ac_s), from wall-clock
+times and (``hours_cpu_time``) from this process's CPU time, which on a shared machine leaves out the time spent
+waiting for a core (with ``--threads 1`` it approximates the wall-clock on an otherwise idle core).
 Prints one JSON object.
 """
 from __future__ import annotations
@@ -29,7 +31,10 @@ import torch
 
 def _median(xs: list[float]) -> float:
     s = sorted(xs)
-    return s[len(s) // 2] if s else float("nan")
+    if not s:
+        return float("nan")
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else 0.5 * (s[mid - 1] + s[mid])
 
 
 def _config(words: list[str]):
@@ -75,9 +80,10 @@ def bench_one(words: list[str], updates: int, warmup_updates: int, act_steps: in
     policy = agent.policy(greedy=False, generator=gen)
     engine.state = None  # the agent's policy starts from its own initial state
     engine.run(policy, 2)  # first calls allocate
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     engine.run(policy, act_steps)
     act_s = (time.perf_counter() - t0) / max(act_steps, 1)
+    act_cpu_s = (time.process_time() - c0) / max(act_steps, 1)
     engine.close()
 
     def wm_update() -> None:
@@ -96,13 +102,18 @@ def bench_one(words: list[str], updates: int, warmup_updates: int, act_steps: in
         agent.ac_learner.train_step(imagined["features"], imagined["actions"], imagined["rewards"],
                                     imagined["continues"], generator=gen)
 
-    def timed(fn) -> float:
+    cpu_times: dict[str, list[float]] = {"wm": [], "ac": []}
+
+    def timed(fn, name: str) -> float:
+        """Wall seconds of one call; CPU seconds of this process go to ``cpu_times[name]`` (on a shared CPU
+        the wall time includes waiting for a core, the CPU time does not)."""
         if device.type == "cuda":
             torch.cuda.synchronize()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize()
+        cpu_times[name].append(time.process_time() - c)
         return time.perf_counter() - t
 
     for _ in range(warmup_updates):
@@ -110,12 +121,14 @@ def bench_one(words: list[str], updates: int, warmup_updates: int, act_steps: in
         ac_update()
     wm_times, ac_times = [], []
     for _ in range(updates):
-        wm_times.append(timed(wm_update))
-        ac_times.append(timed(ac_update))
+        wm_times.append(timed(wm_update, "wm"))
+        ac_times.append(timed(ac_update, "ac"))
     wm_s, ac_s = _median(wm_times), _median(ac_times)
     ratio = dcfg.train_ratio if train_ratio is None else train_ratio
     n_updates = max(steps - dcfg.warmup_steps, 0) * ratio
     projected = steps * act_s + n_updates * (wm_s + ac_s)
+    wm_cpu, ac_cpu = _median(cpu_times["wm"]), _median(cpu_times["ac"])
+    projected_cpu = steps * act_cpu_s + n_updates * (wm_cpu + ac_cpu)
     return {
         "words": words,
         "env": cfg.env.id,
@@ -133,9 +146,12 @@ def bench_one(words: list[str], updates: int, warmup_updates: int, act_steps: in
         "update_s": wm_s + ac_s,
         "wm_update_s_all": wm_times,
         "ac_update_s_all": ac_times,
+        "cpu_seconds": {"acting_per_env_step": act_cpu_s, "wm_update": wm_cpu, "ac_update": ac_cpu,
+                        "wm_update_all": cpu_times["wm"], "ac_update_all": cpu_times["ac"]},
         "train_env_steps_per_s": 1.0 / (act_s + ratio * (wm_s + ac_s)) if ratio > 0 else 1.0 / act_s,
         "projection": {"env_steps": steps, "train_ratio": ratio, "warmup_steps": dcfg.warmup_steps,
-                       "updates": n_updates, "hours": projected / 3600.0},
+                       "updates": n_updates, "hours": projected / 3600.0,
+                       "hours_cpu_time": projected_cpu / 3600.0},
     }
 
 

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episode return")
     if args.title:
-        ax.set_title(args.title)
+        ax.set_title(args.title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()

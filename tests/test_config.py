@@ -115,3 +115,15 @@ def test_partial_mapping_keeps_the_fields_own_default():
         opt: Opt = field(default_factory=lambda: Opt(clip=1000.0))
 
     assert from_dict(Holder, {"opt": {"lr": 0.5}}).opt == Opt(lr=0.5, clip=1000.0)
+
+
+def test_a_size_preset_that_names_agent_and_env_loads_their_presets(tmp_path):
+    _write(tmp_path, "agent/a.yaml", "agent: a\nwm: {size: big, preset: a}\n")
+    _write(tmp_path, "agent/b.yaml", "agent: b\nwm: {size: big, preset: b}\n")
+    _write(tmp_path, "env/suite.yaml", "env: {num_envs: 4}\ntrain: {steps: 1000}\n")
+    _write(tmp_path, "size/job.yaml", "size: job\nagent: a\nenv: {id: suite/x}\nwm: {size: small}\n")
+    merged, _ = resolve_args(["size=job"], root=tmp_path)
+    assert merged["wm"] == {"size": "small", "preset": "a"} and merged["env"]["num_envs"] == 4
+    assert merged["train"]["steps"] == 1000
+    merged, _ = resolve_args(["size=job", "agent=b"], root=tmp_path)  # the command line's agent wins
+    assert merged["agent"] == "b" and merged["wm"] == {"size": "small", "preset": "b"}

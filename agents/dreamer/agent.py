@@ -96,6 +96,10 @@ class DreamerAgent:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 1)
             self.ac = ActorCritic(self.wm.feat_dim, spaces["action_dim"], spaces["discrete"], ac_cfg).to(device)
+        if self.ac.backprop_actor:
+            # imagine() runs without gradients (REINFORCE for both action kinds); backprop through the world
+            # model would silently train the actor on its entropy term alone.
+            raise ValueError("ac.actor_grad_continuous=backprop is not supported by the Dreamer loop; use reinforce")
         self.ac_learner = ActorCriticLearner(self.ac)
         # SSM parameters (A, dt, ...), biases and norms take no weight decay (ARCHITECTURE.md).
         self.wm_opt, self.wm_sched = build_optimizer(self.wm.param_groups(cfg.wm_optimizer.weight_decay), cfg.wm_optimizer)

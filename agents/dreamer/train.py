@@ -164,14 +164,17 @@ def train(run: Run) -> None:
 
 
 def load_agent(run: Run, checkpoint: Path | None = None) -> tuple[DreamerAgent, int]:
-    """The run's agent with the weights of ``checkpoint`` (default: the latest); returns (agent, step)."""
+    """The run's networks with the weights of ``checkpoint`` (default: the latest), for eval and imagine; the
+    optimiser state is not needed there and is not loaded. Returns (agent, step)."""
     agent, _, _ = build_agent(run)
     payload = run.checkpointer.read(checkpoint)
-    if "agent" not in payload["objects"]:
+    state = payload["objects"].get("agent")
+    if state is None:
         raise CheckpointError(f"checkpoint of {run.directory} holds no 'agent' (objects: {sorted(payload['objects'])})")
     try:
-        agent.load_state_dict(payload["objects"]["agent"])
-    except (RuntimeError, KeyError) as err:
+        agent.wm.load_state_dict(state["wm"])
+        agent.ac.load_state_dict(state["ac"]["model"])
+    except (RuntimeError, KeyError, ValueError) as err:
         raise CheckpointError(
             f"checkpoint does not match the run's presets (agent={run.config.agent} "
             f"wm={run.config.wm.preset}/{run.config.wm.size} env={run.config.env.id}): {err}"

@@ -29,6 +29,7 @@ BENCH_SCRIPTS = {
     "envs": "bench_envs.py",
     "replay": "bench_replay.py",
     "worldmodel": "bench_worldmodel.py",
+    "train": "bench_train.py",
 }
 
 EPILOG = """examples:

@@ -220,6 +220,14 @@ def resolve_args(args: list[str], root: Path = CONFIG_ROOT) -> tuple[dict, dict]
             given = deep_merge(given, _preset_value(key, value))
         else:
             given = deep_merge(given, parse_override(word))
+    # A preset may itself choose an agent or env (``size=quickstart`` is a whole job): load that preset too,
+    # unless the command line chose one.
+    for group in [g for g in chosen if g not in ("agent", "env")]:
+        data = load_yaml(preset_path(group, chosen[group], root))
+        implied = {"agent": data.get("agent"), "env": (data.get("env") or {}).get("id")}
+        for key, value in implied.items():
+            if value and key not in chosen and key in groups and preset_path(key, value, root) is not None:
+                chosen[key] = value
     merged = load_yaml(root / "defaults.yaml") if (root / "defaults.yaml").is_file() else {}
     order = sorted(chosen, key=lambda g: (GROUP_ORDER.index(g) if g in GROUP_ORDER else len(GROUP_ORDER), g))
     for group in order:
