@@ -10,21 +10,10 @@ import torch
 from ssmrl.kernels.backend import triton_available
 from ssmrl.kernels.diag import diag_scan, diag_scan_step
 
-PATTERNS = ("none", "t0", "consecutive", "every", "random")
-
-
-def make_first(pattern: str, B: int, L: int, g: torch.Generator) -> torch.Tensor:
-    first = torch.zeros(B, L, dtype=torch.bool)
-    if pattern == "t0":
-        first[:, 0] = True
-    elif pattern == "consecutive":
-        first[0, 2:5] = True
-        first[-1, L - 2 :] = True
-    elif pattern == "every":
-        first[:] = True
-    elif pattern == "random":
-        first = torch.rand(B, L, generator=g) < 0.3
-    return first
+try:  # pytest puts tests/ on sys.path; the Triton child processes import this file as tests.<name>
+    from resets import PATTERNS, make_first
+except ModuleNotFoundError:
+    from tests.resets import PATTERNS, make_first
 
 
 def inputs(dtype, B=3, L=9, S=(4, 2), seed=0):
