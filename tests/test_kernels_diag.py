@@ -1,7 +1,4 @@
 """diag_scan: every backend equals the sequential reference (values and gradients), resets are exact."""
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -11,9 +8,9 @@ from ssmrl.kernels.backend import triton_available
 from ssmrl.kernels.diag import diag_scan, diag_scan_step
 
 try:  # pytest puts tests/ on sys.path; the Triton child processes import this file as tests.<name>
-    from resets import PATTERNS, make_first
+    from kernel_cases import PATTERNS, make_first, run_under_triton_interpreter
 except ModuleNotFoundError:
-    from tests.resets import PATTERNS, make_first
+    from tests.kernel_cases import PATTERNS, make_first, run_under_triton_interpreter
 
 
 def inputs(dtype, B=3, L=9, S=(4, 2), seed=0):
@@ -174,9 +171,5 @@ TRITON_SCRIPT = textwrap.dedent(
 
 @pytest.mark.skipif(not triton_available(), reason="triton is not installed")
 def test_triton_interpreter_matches_reference():
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run(
-        [sys.executable, "-c", TRITON_SCRIPT], cwd=root, env=env, capture_output=True, text=True, timeout=300
-    )
+    proc = run_under_triton_interpreter(TRITON_SCRIPT)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stdout + proc.stderr

@@ -1,7 +1,4 @@
 """selective_scan (Mamba-1): every backend equals the sequential reference; resets are exact."""
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -12,9 +9,9 @@ from ssmrl.kernels.backend import triton_available
 from ssmrl.kernels.selective import selective_scan, selective_scan_step
 
 try:  # pytest puts tests/ on sys.path; the Triton child processes import this file as tests.<name>
-    from resets import PATTERNS, make_first
+    from kernel_cases import PATTERNS, make_first, run_under_triton_interpreter
 except ModuleNotFoundError:
-    from tests.resets import PATTERNS, make_first
+    from tests.kernel_cases import PATTERNS, make_first, run_under_triton_interpreter
 
 
 def inputs(dtype=torch.float64, B=2, L=8, Dm=5, N=3, seed=0):
@@ -165,9 +162,5 @@ TRITON_SCRIPT = textwrap.dedent(
 
 @pytest.mark.skipif(not triton_available(), reason="triton is not installed")
 def test_triton_interpreter_matches_reference():
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run(
-        [sys.executable, "-c", TRITON_SCRIPT], cwd=root, env=env, capture_output=True, text=True, timeout=300
-    )
+    proc = run_under_triton_interpreter(TRITON_SCRIPT)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stdout + proc.stderr
