@@ -10,7 +10,6 @@ The same strips go to TensorBoard as images.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path

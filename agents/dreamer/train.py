@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import envs
 from agents.dreamer.agent import DreamerAgent, space_info
