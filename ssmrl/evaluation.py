@@ -135,8 +135,8 @@ def _write(result: dict, out: Path) -> int:
     out.write_text(json.dumps(result, indent=1, default=str))
     if "per_episode" not in result:  # offline evaluators report their own summary
         line = f"{result.get('agent')} step {result['step']}: mean return {result['return_mean']:.2f} ± {result['return_std']:.2f} (std)"
-        if result.get("normalized") or result.get("normalised"):
-            norm = result.get("normalised") or result.get("normalized")
+        norm = result.get("normalised")
+        if norm:
             line += f", normalised {norm['score']:.1f} [reference: {norm['reference']}, task {norm['task']}]"
         print(line)
     print(f"wrote {out}", file=sys.stderr)
