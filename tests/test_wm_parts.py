@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ssmrl.world_models import (
     CategoricalLatent,
@@ -24,6 +25,7 @@ from ssmrl.world_models import (
     twohot,
 )
 from ssmrl.world_models.config import GRUConfig, SSMConfig, TransformerConfig
+from ssmrl.world_models.networks import ChannelNorm
 
 
 # ------------------------------------------------------------------------------------------ symlog, two-hot
@@ -128,6 +130,29 @@ def test_drama_image_codec_shapes():
     assert dec(e).shape == (2, 3, 64, 64, 3)
     with pytest.raises(ValueError, match="image must end in shape"):
         enc(torch.zeros(2, 32, 32, 3, dtype=torch.uint8))
+
+
+def test_image_codec_first_stride_two_and_channels_last_match_plain_convs():
+    torch.manual_seed(0)
+    enc = ImageEncoder((64, 64, 3), (8, 16, 16, 16), 5, first_stride=2)
+    convs = [m for m in enc.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.stride[0] for c in convs] == [2, 2, 2, 2] and enc.out_shape == (16, 4, 4)
+    x = torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8)
+    # Reference: the same weights applied with plain NCHW convs and a per-pixel channel LayerNorm.
+    h = x.float().div(255).sub(0.5).permute(0, 3, 1, 2).contiguous()
+    for conv, norm in zip(convs, [m for m in enc.modules() if isinstance(m, ChannelNorm)]):
+        h = F.conv2d(h, conv.weight.contiguous(), stride=conv.stride, padding=conv.padding)
+        h = F.layer_norm(h.permute(0, 2, 3, 1), (h.shape[1],), norm.norm.weight, norm.norm.bias, 1e-6)
+        h = F.silu(h.permute(0, 3, 1, 2))
+    assert torch.allclose(enc(x), h.reshape(3, -1), atol=1e-5)
+    dec = ImageDecoder(256, (64, 64, 3), (8, 16, 16, 16), 5, first_stride=2)
+    out = dec(torch.randn(2, 5, 256))
+    assert out.shape == (2, 5, 64, 64, 3) and out.is_contiguous()
+    with pytest.raises(ValueError, match="first_stride must be 1 or 2"):
+        make_config("drama", "debug", action_dim=3, image_shape=(64, 64, 3), image={"first_stride": 3})
+    with pytest.raises(ValueError, match="divisible by 16"):
+        make_config("drama", "debug", action_dim=3, image_shape=(24, 24, 3), image={"first_stride": 2,
+                                                                                     "channels": (4, 8, 8, 8)})
 
 
 def test_drama_parameter_count():
