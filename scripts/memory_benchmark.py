@@ -13,7 +13,6 @@ Example (2-core CPU, tiny models, 32x32 frames):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import subprocess
@@ -27,18 +26,9 @@ TINY_WM = {"d_model": 64, "image.channels": [8, 16, 16, 16], "latent.groups": 8,
 
 
 def _train_in_process(words: list[str], run_dir: str) -> int:
-    """``ssmrl train agent=worldmodel ...`` in this process. Until the lead registers the trainer and the
-    ``worldmodel`` config section, both are added to this process's modules here (no file is changed)."""
+    """``ssmrl train agent=worldmodel ...`` in this process."""
     from ssmrl.cli import main as cli
-    from ssmrl.runs import schema
 
-    from agents.worldmodel.config import WorldModelTrainConfig
-
-    cli.TRAINERS.setdefault("worldmodel", "agents.worldmodel.train:train")
-    if not any(f.name == "worldmodel" for f in dataclasses.fields(schema.Config)):
-        schema.Config = dataclasses.make_dataclass(
-            "Config", [("worldmodel", WorldModelTrainConfig, dataclasses.field(default_factory=WorldModelTrainConfig))],
-            bases=(schema.Config,))
     return cli.main(["train", *words, "--run-dir", run_dir])
 
 
