@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import statistics
 import time
 
 import torch
 
+from ssmrl.bench.output import emit
 from ssmrl.kernels.conv import causal_conv1d_step
 
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
                 times.setdefault(f"{name}_{case}_ms", []).append(time.process_time() - t0)
     out = {"batch": B, "channels": C, "width": W, "threads": a.threads, "clock": "process_time",
            **{k: round(1000 * statistics.median(v), 2) for k, v in times.items()}}
-    print(json.dumps(out))
+    emit(out, indent=None)
     return out
 
 

@@ -8,12 +8,13 @@ envs >= 1.5 x the env-steps/s of one env (only reachable with >= 2 free cores).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
 
 import numpy as np
+
+from ssmrl.bench.output import emit
 
 
 def raw_ale_fps(game: str, frames: int, seed: int) -> float:
@@ -107,11 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
             "vector_over_one": round(vec / one, 3),
             "target_vector_over_one": 1.5,
         })
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(result, args.out)
     return result
 
 

@@ -12,7 +12,6 @@ and KL terms, so the ratio reported here is an upper bound on the real one.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import statistics
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ssmrl.bench.output import emit
 from ssmrl.replay import ReplayBuffer, ReplayConfig, to_torch
 
 
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
         "sample_lt_10pct_of_update": worst < 0.1 * 1e3 * wm,
         "bytes_per_step_le_13KB": results["bytes_per_step"] <= 13 * 1024,
     }
-    print(json.dumps(results, indent=1))
+    emit(results, indent=1)
     return results
 
 

@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from ssmrl.bench.output import emit
 from ssmrl.ssm.s4d import S4D
 
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(row), flush=True)
     out = {"machine": platform.processor() or platform.machine(), "threads": a.threads, "device": str(device),
            "clock": "process_time" if device.type == "cpu" else "wall", "reset_prob": a.reset_prob, "rows": rows}
-    print(json.dumps(out))
+    emit(out, indent=None)
     return out
 
 

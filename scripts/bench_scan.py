@@ -22,6 +22,8 @@ from typing import Callable
 
 import torch
 
+from ssmrl.bench.output import emit
+
 DIAG_SHAPES = [(16, L, D, N) for L in (64, 128, 1024) for D in (256, 512) for N in (16, 64)]
 SSD_SHAPES = [(16, 128, 8, 32, 16), (4, 1024, 8, 32, 16)]
 
@@ -308,11 +310,7 @@ def main(argv=None) -> dict:
             result["step_mode"] = bench_step_vs_rerun(args, device)
         except ImportError as e:
             result["notes"].append(f"step mode: skipped, not importable ({e})")
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(result, args.out)
     return result
 
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import sys
 import time
 
 import torch
+
+from ssmrl.bench.output import emit
 
 
 def _median(xs: list[float]) -> float:
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                     "loadavg_at_end": load},
         "results": results,
     }
-    print(json.dumps(out, indent=1))
+    emit(out, indent=1)
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import torch
 
+from ssmrl.bench.output import emit
 from ssmrl.world_models import PRESETS, WorldModel, make_config
 
 
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for s in presets:
         out["results"][s] = bench_preset(s, args, device)
         print(f"{s}: {json.dumps(out['results'][s])}", file=sys.stderr, flush=True)  # progress
-    print(json.dumps(out, indent=2))
+    emit(out)
     return out
 
 

@@ -6,12 +6,12 @@ Example (2-core CPU):
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
 from agents.sac.collect import collect_datasets
 from agents.sac.config import CollectConfig, SACConfig
+from ssmrl.bench.output import emit
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
                         sac=SACConfig(learning_starts=a.learning_starts, hidden=a.hidden, batch_size=a.batch_size))
     out = collect_datasets(cfg, log=lambda s: print(s, flush=True))
     out["config"] = {k: v for k, v in vars(a).items()}
-    print(json.dumps(out, indent=1))
+    emit(out, indent=1)
 
 
 if __name__ == "__main__":

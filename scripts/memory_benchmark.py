@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from ssmrl.bench.output import emit
+
 # Small-model overrides of the world model used unless --set gives wm.* keys (fits a 2-core CPU).
 TINY_WM = {"d_model": 64, "image.channels": [8, 16, 16, 16], "latent.groups": 8, "latent.classes": 8,
            "heads.hidden": 64}
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if not a.summarize:
         result["processes"] = walls
         result["command"] = sys.argv
-    print(json.dumps(result, indent=1))
+    emit(result, indent=1)
     return 0
 
 

@@ -19,6 +19,7 @@ import torch
 from agents.offline.config import ModelConfig, OfflineConfig, PSERConfig
 from agents.offline.io import load_dataset
 from agents.offline.trainer import evaluate_checkpoint, train_offline
+from ssmrl.bench.output import emit
 
 
 def main() -> None:
@@ -80,12 +81,8 @@ def main() -> None:
             summary[f"{path}:{agent}"] = {"score_mean": float(np.mean(scores)), "score_std": float(np.std(scores)),
                                           "seeds": len(scores), "reference": runs[-1]["normalised"]["reference"],
                                           "train_s_per_100k_updates": float(np.mean(per_update)) * 1e5}
-    result = {"args": vars(a), "summary": summary, "runs": runs,
-              "machine": "2-core CPU dev box, no GPU (shared with other jobs)"}
-    print(json.dumps({"summary": summary}, indent=1))
-    if a.out:
-        with open(a.out, "w") as f:
-            json.dump(result, f, indent=1)
+    result = {"args": vars(a), "summary": summary, "runs": runs}
+    emit(result, a.out, indent=1)
 
 
 if __name__ == "__main__":
