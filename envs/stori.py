@@ -378,13 +378,14 @@ class StoriEnv(AtariEnv):
         elif self._per_frame:
             self._apply_mask(frame, self._draw_hide())
 
-    def _finish_step(self, reward: float, raw: np.ndarray) -> tuple[float, np.ndarray]:
+    def _finish_step(self, reward: float, frames: tuple[np.ndarray, ...]) -> tuple[float, tuple[np.ndarray, ...]]:
         if not self._per_frame:
             if self._concept_now == "2.1":
                 reward = self._event_end(reward)
             elif self._concept_now == "3.2" and self.config.hide != "ram":
-                self._apply_mask(raw, self._step_hide)
-        return reward, raw
+                for frame in frames:  # masks paint a fixed colour: masking each frame = masking their max
+                    self._apply_mask(frame, self._step_hide)
+        return reward, frames
 
     def _grab_single(self) -> np.ndarray:
         """Reset / continuation frame: the concept in force at the next step's index applies."""
