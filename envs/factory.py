@@ -54,12 +54,19 @@ def make(env_id: str, seed: int | None = None, **overrides: Any) -> gym.Env:
     return env
 
 
-def make_vector(env_id: str, num_envs: int, seed: int = 0, asynchronous: bool = False, **overrides: Any) -> gym.vector.VectorEnv:
-    """``num_envs`` copies with distinct derived seeds; async workers use the ``spawn`` context."""
+def make_vector(env_id: str, num_envs: int, seed: int = 0, asynchronous: bool = False, num_workers: int | None = None,
+                **overrides: Any) -> gym.vector.VectorEnv:
+    """``num_envs`` copies with distinct derived seeds, reset at the end of an episode within the same step.
+
+    ``asynchronous=True`` steps them in ``num_workers`` ``spawn`` processes (default: one per core), each owning a
+    slice of the envs (:class:`envs.vector.BatchedAsyncVectorEnv`); otherwise all run in this process.
+    """
     seeds = derived_seeds(seed, num_envs)
     fns: list[Callable[[], gym.Env]] = [
         (lambda s=s: make(env_id, seed=s, **overrides)) for s in seeds
     ]
     if asynchronous:
-        return gym.vector.AsyncVectorEnv(fns, context="spawn", autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        from envs.vector import BatchedAsyncVectorEnv
+
+        return BatchedAsyncVectorEnv(fns, num_workers=num_workers)
     return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
