@@ -13,7 +13,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import traceback
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -70,7 +71,7 @@ def _worker(env_fns: CloudpickleWrapper, first: int, num_envs: int, obs_space: g
                 raise ValueError(f"unknown command {command!r}")
     except (KeyboardInterrupt, EOFError):
         pass
-    except Exception:  # reported to the main process, which raises it with the worker's traceback
+    except Exception:  # noqa: BLE001 - reported to the main process, which raises it with the worker's traceback
         pipe.send(("error", traceback.format_exc()))
     finally:
         for env in envs:

@@ -7,7 +7,7 @@ import pytest
 import envs
 
 # 40 agent steps per game (160 frames / repeat 4): episodes end, and reset, many times within the test.
-SHORT = dict(max_frames=160)
+SHORT = {"max_frames": 160}
 
 
 def _compare_infos(a: dict, b: dict) -> None:
