@@ -104,6 +104,18 @@ def test_repository_presets_resolve_into_the_schema():
         from_dict(Config, resolve_args(["train.stepz=3"])[0])
 
 
+def test_cpu_size_preset_builds_a_stride_two_drama_world_model():
+    from ssmrl.world_models import WorldModel, make_config
+
+    cfg = from_dict(Config, resolve_args(["agent=drama", "env=atari100k/Boxing", "size=cpu"])[0])
+    assert (cfg.agent, cfg.size, cfg.env.id) == ("drama", "cpu", "atari100k/Boxing")
+    assert cfg.dreamer.train_ratio == 0.25 and cfg.env.options["frame_skip"] == 4  # atari100k protocol kept
+    wm_cfg = make_config(cfg.wm.preset, cfg.wm.size, action_dim=18, image_shape=(64, 64, 3), **cfg.wm.overrides)
+    assert wm_cfg.image.first_stride == 2 and wm_cfg.d_model == 256
+    model = WorldModel(wm_cfg, seed=0)
+    assert model.encoder.image.out_shape == (32, 4, 4)  # 64 / (2 * 2^3)
+
+
 def test_partial_mapping_keeps_the_fields_own_default():
     @dataclass
     class Opt:
