@@ -10,6 +10,7 @@ is reset inside the same ``step``; the returned observation is the new episode's
 """
 from __future__ import annotations
 
+import copy
 import multiprocessing as mp
 import os
 import traceback
@@ -142,7 +143,7 @@ class BatchedAsyncVectorEnv(gym.vector.VectorEnv):
         for idx, env_infos in zip(self._slices, replies):
             for i, info in zip(idx, env_infos):
                 infos = self._add_info(infos, info, int(i))
-        return self._obs.copy(), infos
+        return copy.deepcopy(self._obs), infos  # deep: Dict spaces give a dict of shared arrays
 
     def step(self, actions):
         actions = np.asarray(actions) if not isinstance(actions, (list, tuple)) else actions
@@ -157,7 +158,7 @@ class BatchedAsyncVectorEnv(gym.vector.VectorEnv):
             for i, (reward, term, trunc, info) in zip(idx, results):
                 rewards[i], terminated[i], truncated[i] = reward, term, trunc
                 infos = self._add_info(infos, info, int(i))
-        return self._obs.copy(), rewards, terminated, truncated, infos
+        return copy.deepcopy(self._obs), rewards, terminated, truncated, infos
 
     def close_extras(self, terminate: bool = False, **kwargs) -> None:
         if not terminate:

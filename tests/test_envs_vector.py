@@ -55,3 +55,24 @@ def test_batched_async_vector_reports_bad_actions_and_worker_errors():
             vec.step([0, 99])  # out of the action set: the env raises inside the worker
     finally:
         vec.close()
+
+
+def test_batched_async_vector_dict_observations_are_copies():
+    """Dict observation spaces (the memory suites): each step returns its own arrays, equal to the sync vector's."""
+    sync = envs.make_vector("memory/four-rooms", 3, seed=1)
+    batched = envs.make_vector("memory/four-rooms", 3, seed=1, asynchronous=True, num_workers=2)
+    try:
+        obs_s, _ = sync.reset(seed=5)
+        obs_b, _ = batched.reset(seed=5)
+        kept = {k: v for k, v in obs_b.items()}
+        snapshot = {k: v.copy() for k, v in obs_b.items()}
+        for a in np.random.default_rng(1).integers(0, sync.single_action_space.n, (20, 3)):
+            obs_s, *_ = sync.step(a)
+            obs_b, *_ = batched.step(a)
+            for key in obs_s:
+                np.testing.assert_array_equal(obs_s[key], obs_b[key])
+        for key in kept:  # the first reset's arrays were not overwritten by later steps
+            np.testing.assert_array_equal(kept[key], snapshot[key])
+    finally:
+        sync.close()
+        batched.close()
