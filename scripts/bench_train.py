@@ -5,7 +5,8 @@ Each configuration is built from the same presets ``ssmrl train`` uses (``agent=
 ``key.sub=value`` overrides), a replay buffer is filled with random-policy steps, the agent acts for
 ``--act-steps`` env steps (one world-model step + actor per env step, env included), then ``--warmup-updates``
 untimed and ``--updates`` timed updates run, the world-model half and the actor-critic half timed separately
-(the same two halves as ``DreamerAgent.update``). No training run is started; nothing is written to disk.
+(``DreamerAgent.update``'s methods: the world-model half is ``train_world_model`` with its replay sample,
+the actor-critic half ``imagination_starts`` + ``train_actor_critic``). No training run is started; nothing is written to disk.
 
     .venv/bin/python scripts/bench_train.py                          # drama on Pong at sizes drama and small
     .venv/bin/python scripts/bench_train.py --sizes small --updates 5 --threads 2 dreamer.imag_batch=256
@@ -87,21 +88,17 @@ def bench_one(words: list[str], updates: int, warmup_updates: int, act_steps: in
     act_cpu_s = (time.process_time() - c0) / max(act_steps, 1)
     engine.close()
 
+    # The halves of DreamerAgent.update, through the same methods the training loop calls.
+    carried: dict = {}
+
     def wm_update() -> None:
-        agent.wm.train()
-        batch = agent._batch(replay.sample(dcfg.batch_size, dcfg.seq_len, purpose="train"))
-        loss, _ = agent.wm.loss(batch, generator=gen)
-        agent.wm_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(agent.wm.parameters(), dcfg.wm_optimizer.grad_clip)
-        agent.wm_opt.step()
-        agent.wm_sched.step()
+        batch = agent.to_batch(replay.sample(dcfg.batch_size, dcfg.seq_len, purpose="train"))
+        _, latents = agent.train_world_model(batch, gen)
+        carried.update(batch=batch, latents=latents)
 
     def ac_update() -> None:
-        starts = agent._batch(replay.sample(dcfg.imag_batch, dcfg.imag_context, purpose="imagination"))
-        imagined = agent.imagine(starts, gen)
-        agent.ac_learner.train_step(imagined["features"], imagined["actions"], imagined["rewards"],
-                                    imagined["continues"], generator=gen)
+        starts = agent.imagination_starts(replay, carried["batch"], carried["latents"], gen)
+        agent.train_actor_critic(starts, gen)
 
     cpu_times: dict[str, list[float]] = {"wm": [], "ac": []}
 
@@ -139,7 +136,9 @@ def bench_one(words: list[str], updates: int, warmup_updates: int, act_steps: in
         "wm_parameters": agent.wm.num_parameters(),
         "ac_parameters": sum(p.numel() for p in agent.ac.parameters()),
         "batch": [dcfg.batch_size, dcfg.seq_len],
-        "imagination": {"batch": dcfg.imag_batch, "context": dcfg.imag_context, "horizon": dcfg.horizon},
+        "imagination": {"starts": dcfg.imag_starts, "batch": dcfg.imag_batch, "context": dcfg.imag_context,
+                        "horizon": dcfg.horizon},
+        "codec_precision": agent.wm.cfg.image.precision if agent.wm.cfg.image_shape else None,
         "random_env_steps_per_s": 1.0 / random_s,
         "acting_env_steps_per_s": 1.0 / act_s,
         "wm_update_s": wm_s,
@@ -170,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--device", default=None, help="cpu | cuda (default: the config's device, auto)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variant", action="append", default=None, metavar="WORDS",
+                        help="one more configuration per use: space-separated overrides added to every size's "
+                             "words (e.g. --variant '' --variant 'dreamer.imag_starts=posterior'); all variants "
+                             "are measured in this one run")
     args = parser.parse_args(argv)
     if args.updates < 1:
         parser.error("--updates must be >= 1")
@@ -177,14 +180,15 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     results = []
     for size in [s for s in args.sizes.split(",") if s]:
-        words = [f"agent={args.agent}", f"env={args.env}", f"wm.size={size}", *args.words]
-        if args.device:
-            words.append(f"device={args.device}")
-        results.append(bench_one(words, args.updates, args.warmup_updates, args.act_steps, args.steps,
-                                 args.train_ratio, args.seed))
-        r = results[-1]  # progress on stderr: a drama-size configuration takes minutes on a CPU
-        print(f"{r['wm']}: acting {r['acting_env_steps_per_s']:.2f} env steps/s, wm update {r['wm_update_s']:.3f} s, "
-              f"ac update {r['ac_update_s']:.3f} s", file=sys.stderr, flush=True)
+        for variant in args.variant or [""]:
+            words = [f"agent={args.agent}", f"env={args.env}", f"wm.size={size}", *args.words, *variant.split()]
+            if args.device:
+                words.append(f"device={args.device}")
+            results.append(bench_one(words, args.updates, args.warmup_updates, args.act_steps, args.steps,
+                                     args.train_ratio, args.seed))
+            r = results[-1]  # progress on stderr: a drama-size configuration takes minutes on a CPU
+            print(f"{r['wm']} {variant}: acting {r['acting_env_steps_per_s']:.2f} env steps/s, wm update "
+                  f"{r['wm_update_s']:.3f} s, ac update {r['ac_update_s']:.3f} s", file=sys.stderr, flush=True)
     try:
         load = os.getloadavg()
     except OSError:

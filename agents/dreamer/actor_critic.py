@@ -253,11 +253,14 @@ class ActorCritic(nn.Module):
         continues: Tensor,
         update_stats: bool = True,
         generator: torch.Generator | None = None,
+        start_weights: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Actor + critic loss on one imagined batch (shapes in the module docstring).
 
         update_stats: advance the return-percentile EMA with this batch's returns (before normalising, as
         DreamerV3). generator: only used for the sampled entropy estimate of ``tanh_normal``.
+        start_weights: (B,) multiplies every step's weight of a trajectory (DreamerV3 weights step 0 by the
+        start state's continue flag, so a start on a terminal step counts 0); None: all 1.
         Returns (scalar loss, metrics of detached scalar tensors; call ``.item()`` when logging).
         """
         self._check_inputs(features, actions, rewards, continues)
@@ -268,6 +271,11 @@ class ActorCritic(nn.Module):
         with torch.no_grad():
             slow_values = self.slow_critic(feats).mean()
         weights = continuation_weights(continues) if cfg.weight_by_continuation else torch.ones_like(rewards)
+        if start_weights is not None:
+            if start_weights.shape != rewards.shape[:1]:
+                raise ValueError(f"start_weights: expected shape {tuple(rewards.shape[:1])} (B,), "
+                                 f"got {tuple(start_weights.shape)}")
+            weights = weights * start_weights.detach().to(weights.dtype).unsqueeze(1)
 
         if self.backprop_actor:
             # critic evaluated on the differentiable features but with frozen parameters
@@ -358,16 +366,19 @@ class ActorCriticLearner:
         rewards: Tensor,
         continues: Tensor,
         generator: torch.Generator | None = None,
+        start_weights: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """One update on an imagined batch; returns the metrics of :meth:`ActorCritic.loss` plus grad norms and lr."""
+        """One update on an imagined batch; returns the metrics of :meth:`ActorCritic.loss` plus grad norms and
+        lr (0-d tensors and a float; no host sync). ``start_weights``: see :meth:`ActorCritic.loss`."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss, metrics = self.model.loss(features, actions, rewards, continues, generator=generator)
+        loss, metrics = self.model.loss(features, actions, rewards, continues, generator=generator,
+                                        start_weights=start_weights)
         loss.backward()
         clip = self.cfg.optimizer.grad_clip
         metrics["actor_grad_norm"] = clip_grad_norm(self.model.actor.parameters(), clip).detach()
         metrics["critic_grad_norm"] = clip_grad_norm(self.model.critic.parameters(), clip).detach()
-        metrics["lr"] = torch.tensor(self.optimizer.param_groups[0]["lr"])
+        metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])  # a host value already: no device copy
         self.optimizer.step()
         self.scheduler.step()
         self.num_updates += 1

@@ -1,59 +1,31 @@
 """The Dreamer-style agent: a world model, an imagination actor-critic, their optimisers, and the acting policy.
 
-One update (Drama's recipe, REFERENCES.md):
+One update (``update``; the benchmark times the same three methods):
 
-    world model    sample (B, L) windows from replay -> WorldModel.loss -> clip 1000 -> optimiser step
-    actor-critic   sample (B_imag, context) windows -> observe them (no grad) -> imagine ``horizon`` steps from the
-                   last posterior state with the actor -> rewards and continuation probabilities from the heads
-                   -> ActorCritic.loss (lambda-returns, percentile return normalisation, slow critic)
+    train_world_model    (B, L) replay windows -> WorldModel.loss -> clip 1000 -> optimiser step
+    imagination_starts   ``imag_starts=replay`` (Drama): sample imag_batch windows of imag_context steps and
+                         observe them (no grad); ``posterior`` (DreamerV3): the world-model pass's own posterior
+                         states at the last imag_batch / B steps of each window (no second encoding)
+    train_actor_critic   imagine ``horizon`` steps from the starts with the actor -> rewards and continuation
+                         probabilities from the heads -> ActorCritic.loss (lambda-returns, percentile return
+                         normalisation, slow critic)
 
 Acting runs the world model one step per env step (``observe`` on a length-1 sequence with the carried state),
 never re-running past frames; the state is zeroed where ``first`` is True.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from agents.dreamer.actor_critic import ActorCritic, ActorCriticLearner
-from agents.dreamer.config import ActorCriticConfig, OptimizerConfig
+from agents.dreamer.config import ActorCriticConfig, DreamerConfig, WorldModelSection
 from agents.dreamer.optim import build_optimizer, clip_grad_norm
 from ssmrl.replay.buffer import to_torch
-from ssmrl.world_models import WorldModel, make_config
-
-
-def _wm_optimizer() -> OptimizerConfig:
-    # Drama: LaProp, lr 4e-5, eps 1e-20, 1k warm-up updates, world-model gradients clipped at 1000.
-    return OptimizerConfig(lr=4e-5, eps=1e-20, warmup_updates=1000, grad_clip=1000.0)
-
-
-@dataclass
-class WorldModelSection:
-    """Which world model: a preset (drama, s4wm, s5wm, rssm, transformer) at a size (debug, small, drama), plus
-    overrides of any WorldModelConfig field (dotted keys allowed: ``{"ssm.d_state": 8}``)."""
-
-    preset: str = "drama"
-    size: str = "drama"
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class DreamerConfig:
-    """Training-loop settings (Drama's Atari100k values as defaults)."""
-
-    batch_size: int = 16  # world-model batch: 16 x 128 (Drama)
-    seq_len: int = 128
-    imag_batch: int = 1024  # imagination starts (Drama)
-    imag_context: int = 8  # real steps observed before imagining (Drama)
-    horizon: int = 16  # imagined steps (Drama)
-    warmup_steps: int = 1032  # random-policy env steps before learning starts (Drama)
-    train_ratio: float = 1.0  # updates (1 WM + 1 AC) per env step after warm-up (Drama)
-    life_loss_terminal: bool = False  # Atari: a lost life ends the learner's episode (continue target 0)
-    wm_optimizer: OptimizerConfig = field(default_factory=_wm_optimizer)
-    greedy_eval: bool = False  # periodic evaluation takes the mode action
+from ssmrl.world_models import WorldModel, WorldModelState, make_config
 
 
 def space_info(observation_space, action_space) -> dict[str, Any]:
@@ -83,6 +55,14 @@ def space_info(observation_space, action_space) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Starts:
+    """Imagination starts: ``state`` of batch N and ``terminal`` bool (N,), whether each start is a terminal step."""
+
+    state: WorldModelState
+    terminal: torch.Tensor
+
+
 class DreamerAgent:
     """World model + actor-critic + optimisers. ``state_dict`` holds everything a resume needs."""
 
@@ -110,39 +90,77 @@ class DreamerAgent:
         return DreamerPolicy(self, greedy, generator)
 
     # --- learning ---------------------------------------------------------------------------------------------
-    def _batch(self, arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    def to_batch(self, arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """Replay arrays -> tensors on the agent's device; with ``life_loss_terminal`` a lost life counts as a
+        terminal step for the learner."""
         batch = to_torch(arrays, self.device)
         if self.cfg.life_loss_terminal and "life_loss" in batch:
             batch["is_terminal"] = batch["is_terminal"] | batch["life_loss"]
         return batch
 
-    def update(self, replay, generator: torch.Generator) -> dict[str, float]:
-        """One world-model update and one actor-critic update; returns their metrics as floats."""
+    def update(self, replay, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """One world-model update and one actor-critic update. Returns their metrics as 0-d tensors (no host
+        sync here: the loop converts them once per log step)."""
         cfg = self.cfg
+        batch = self.to_batch(replay.sample(cfg.batch_size, cfg.seq_len, purpose="train"))
+        metrics, latents = self.train_world_model(batch, generator)
+        starts = self.imagination_starts(replay, batch, latents, generator)
+        metrics.update(self.train_actor_critic(starts, generator))
+        self.updates += 1
+        return metrics
+
+    def train_world_model(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
+                          ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """One optimiser step of the world model on ``batch`` ((B, L) windows, see ``WorldModel.loss``).
+
+        Returns (metrics ``wm/*`` as 0-d tensors, the pass's latents ``z``/``h``/``post``/``prior`` (B, L, .)
+        detached), the latter for ``imag_starts=posterior``."""
         self.wm.train()
-        batch = self._batch(replay.sample(cfg.batch_size, cfg.seq_len, purpose="train"))
-        wm_loss, metrics = self.wm.loss(batch, generator=generator)
+        wm_loss, metrics, outputs = self.wm.loss_and_outputs(batch, generator=generator)
         self.wm_opt.zero_grad(set_to_none=True)
         wm_loss.backward()
-        metrics["grad_norm"] = clip_grad_norm(self.wm.parameters(), cfg.wm_optimizer.grad_clip)
+        metrics["grad_norm"] = clip_grad_norm(self.wm.parameters(), self.cfg.wm_optimizer.grad_clip)
         self.wm_opt.step()
         self.wm_sched.step()
-        out = {f"wm/{k}": float(v) for k, v in metrics.items()}
+        latents = {k: v.detach() for k, v in outputs["latents"].items()}
+        return {f"wm/{k}": v.detach() for k, v in metrics.items()}, latents
 
-        starts = self._batch(replay.sample(cfg.imag_batch, cfg.imag_context, purpose="imagination"))
-        imagined = self.imagine(starts, generator)
-        ac_metrics = self.ac_learner.train_step(imagined["features"], imagined["actions"], imagined["rewards"],
-                                                imagined["continues"], generator=generator)
-        out.update({f"ac/{k}": float(v) for k, v in ac_metrics.items()})
-        self.updates += 1
-        return out
+    def imagination_starts(self, replay, batch: dict[str, torch.Tensor], latents: dict[str, torch.Tensor],
+                           generator: torch.Generator | None = None) -> "Starts":
+        """The states imagination starts from, by ``dreamer.imag_starts``:
 
-    def imagine(self, starts: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Observe real context windows, then imagine ``horizon`` steps from each last posterior state."""
-        obs = {k: starts[k] for k in ("image", "vector") if k in starts}
+        - ``posterior``: the world-model batch's posterior states at the last ``imag_batch // batch_size``
+          steps of each window (``latents`` from :meth:`train_world_model`; ``replay`` is not used);
+        - ``replay``: a fresh sample of ``imag_batch`` windows of ``imag_context`` steps, observed without
+          gradients; the last step of each window is the start.
+        """
+        cfg = self.cfg
         with torch.no_grad():
-            _, _, state = self.wm.observe(obs, starts["action"], starts["is_first"], generator=generator)
-            rollout = self.wm.imagine(lambda f: self.ac.act(f, generator=generator), state, self.cfg.horizon,
+            if cfg.imag_starts == "posterior":
+                last = cfg.starts_per_window
+                state = self.wm.posterior_states(latents, batch["action"], batch["is_first"], last)
+                terminal = batch["is_terminal"][:, -last:].transpose(0, 1).reshape(-1)
+            else:
+                window = self.to_batch(replay.sample(cfg.imag_batch, cfg.imag_context, purpose="imagination"))
+                obs = {k: window[k] for k in ("image", "vector") if k in window}
+                _, _, state = self.wm.observe(obs, window["action"], window["is_first"], generator=generator)
+                terminal = window["is_terminal"][:, -1]
+        return Starts(state=state, terminal=terminal.bool())
+
+    def train_actor_critic(self, starts: "Starts", generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Imagine ``horizon`` steps from ``starts`` with the actor, then one actor-critic optimiser step.
+        A start on a terminal step weighs 0 (DreamerV3: the start's continue flag). Returns ``ac/*`` metrics."""
+        imagined = self.imagine(starts.state, generator)
+        metrics = self.ac_learner.train_step(imagined["features"], imagined["actions"], imagined["rewards"],
+                                             imagined["continues"], generator=generator,
+                                             start_weights=(~starts.terminal).float())
+        return {f"ac/{k}": v for k, v in metrics.items()}
+
+    def imagine(self, start: WorldModelState, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """``horizon`` steps with the actor from ``start``: features (N, H+1, F), actions, rewards and continue
+        probabilities (N, H) of the world model's heads. No gradients."""
+        with torch.no_grad():
+            rollout = self.wm.imagine(lambda f: self.ac.act(f, generator=generator), start, self.cfg.horizon,
                                       generator=generator)
             features = rollout["features"]
             rewards = self.wm.reward(features[:, 1:])

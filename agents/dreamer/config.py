@@ -6,11 +6,13 @@ Constants cite ``shared/REFERENCES.md`` (Drama section) unless marked as Dreamer
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 _OPTIMIZERS = ("laprop", "adam")
 _CONT_DISTS = ("bounded_normal", "tanh_normal")
 _ACTOR_GRADS = ("reinforce", "backprop")
 _SLOW_REG_TARGETS = ("return", "value")
+IMAG_STARTS = ("replay", "posterior")
 
 
 @dataclass
@@ -127,3 +129,62 @@ class ActorCriticConfig:
             )
         if not self.return_norm_max > 0:
             raise ValueError(f"return_norm_max: expected > 0, got {self.return_norm_max}")
+
+
+def _wm_optimizer() -> OptimizerConfig:
+    # Drama: LaProp, lr 4e-5, eps 1e-20, 1k warm-up updates, world-model gradients clipped at 1000.
+    return OptimizerConfig(lr=4e-5, eps=1e-20, warmup_updates=1000, grad_clip=1000.0)
+
+
+@dataclass
+class WorldModelSection:
+    """Which world model: a preset (drama, s4wm, s5wm, rssm, transformer) at a size (debug, small, drama), plus
+    overrides of any WorldModelConfig field (dotted keys allowed: ``{"ssm.d_state": 8}``)."""
+
+    preset: str = "drama"
+    size: str = "drama"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DreamerConfig:
+    """Training-loop settings (Drama's Atari100k values as defaults)."""
+
+    batch_size: int = 16  # world-model batch: 16 x 128 (Drama)
+    seq_len: int = 128
+    imag_batch: int = 1024  # imagination starts (Drama)
+    imag_context: int = 8  # real steps observed before imagining (Drama)
+    horizon: int = 16  # imagined steps (Drama)
+    warmup_steps: int = 1032  # random-policy env steps before learning starts (Drama)
+    train_ratio: float = 1.0  # updates (1 WM + 1 AC) per env step after warm-up (Drama)
+    life_loss_terminal: bool = False  # Atari: a lost life ends the learner's episode (continue target 0)
+    wm_optimizer: OptimizerConfig = field(default_factory=_wm_optimizer)
+    greedy_eval: bool = False  # periodic evaluation takes the mode action
+    # Where imagination starts (docs/architecture.md, "Imagination starts"):
+    #   "replay"    (Drama) a separate sample of imag_batch windows of imag_context steps, observed again;
+    #   "posterior" (DreamerV3) the detached posterior states the world-model batch already computed, at the
+    #               last imag_batch // batch_size steps of every window: nothing is encoded twice.
+    imag_starts: str = "replay"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.wm_optimizer, dict):
+            self.wm_optimizer = OptimizerConfig(**self.wm_optimizer)
+        if self.imag_starts not in IMAG_STARTS:
+            raise ValueError(f"imag_starts: expected one of {IMAG_STARTS}, got {self.imag_starts!r}")
+        for name in ("batch_size", "seq_len", "imag_batch", "imag_context", "horizon"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        if self.imag_starts == "posterior":
+            per_window, rest = divmod(self.imag_batch, self.batch_size)
+            if rest or not 1 <= per_window <= self.seq_len:
+                raise ValueError(
+                    f"imag_starts=posterior takes imag_batch // batch_size starts from each world-model window: "
+                    f"imag_batch ({self.imag_batch}) must be a multiple of batch_size ({self.batch_size}) "
+                    f"and at most batch_size * seq_len ({self.batch_size * self.seq_len})")
+
+    @property
+    def starts_per_window(self) -> int:
+        """imag_starts=posterior: imagination starts taken from the last steps of each world-model window."""
+        return self.imag_batch // self.batch_size
+
+

@@ -147,7 +147,12 @@ def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
             # A partial mapping overrides the field's own default (which may differ from the class defaults).
             value = deep_merge(to_dict(default()), value)
         kwargs[name] = _convert(value, hints[name], f"{prefix}.{name}" if prefix else name)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as err:  # a section's own validation (__post_init__)
+        raise ConfigError(f"{prefix or 'config'}: {err}") from err
 
 
 def to_dict(config: Any) -> Any:

@@ -7,8 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.dreamer.agent import DreamerConfig, WorldModelSection
-from agents.dreamer.config import ActorCriticConfig
+from agents.dreamer.config import ActorCriticConfig, DreamerConfig, WorldModelSection
 from agents.offline.config import OfflineConfig
 from agents.worldmodel.config import WorldModelTrainConfig
 from ssmrl.replay.config import ReplayConfig

@@ -206,6 +206,12 @@ class KVCache:
     valid: torch.Tensor
     pos: torch.Tensor
 
+    @classmethod
+    def cat(cls, caches: list["KVCache"]) -> "KVCache":
+        """Join caches along the batch (dim 1 of k/v, dim 0 of valid/pos)."""
+        return cls(k=torch.cat([c.k for c in caches], 1), v=torch.cat([c.v for c in caches], 1),
+                   valid=torch.cat([c.valid for c in caches], 0), pos=torch.cat([c.pos for c in caches], 0))
+
 
 def _sinusoid(pos: torch.Tensor, dim: int) -> torch.Tensor:
     """pos (...,) long -> (..., dim) sinusoidal encoding of the in-episode position."""

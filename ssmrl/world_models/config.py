@@ -31,6 +31,10 @@ class ImageCodecConfig:
     # Drama's first layer keeps the full resolution (stride 1); 2 halves it like every later layer, which cuts
     # the cost of the two full-resolution convs (encoder in, decoder out) by ~4x for CPU-sized runs.
     first_stride: int = 1
+    # Compute dtype of the convs and their channel norms (torch.autocast; the codec returns float32 and every
+    # loss stays float32). The codec is ~90% of an image world-model update on CPU; "bfloat16" halves it on
+    # CPUs with AVX512-BF16/AMX and on GPUs (docs/results.md, "Training throughput").
+    precision: str = "float32"
 
     @property
     def downsample(self) -> int:
@@ -162,6 +166,9 @@ class WorldModelConfig:
         if self.image_shape is not None:
             if len(self.image_shape) != 3:
                 raise ValueError(f"WorldModelConfig.image_shape must be (H, W, C), got {self.image_shape!r}")
+            if self.image.precision not in ("float32", "bfloat16"):
+                raise ValueError(f"WorldModelConfig.image.precision must be 'float32' or 'bfloat16', "
+                                 f"got {self.image.precision!r}")
             if self.image.first_stride not in (1, 2):
                 raise ValueError(f"WorldModelConfig.image.first_stride must be 1 or 2, got {self.image.first_stride!r}")
             down = self.image.downsample

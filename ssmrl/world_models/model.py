@@ -52,6 +52,29 @@ class WorldModelState:
         return torch.cat([self.h, self.z], -1)
 
 
+def cat_states(states: list[Any]) -> Any:
+    """Concatenate backbone states of one structure along their batch dimension.
+
+    Tensors are joined on dim 0; lists, tuples, named tuples and dataclasses field by field; a state type
+    whose batch is not its leading dimension (the transformer's KV cache) provides a ``cat`` classmethod.
+    """
+    head = states[0]
+    if head is None:
+        return None
+    if isinstance(head, torch.Tensor):
+        return torch.cat(states, 0)
+    if hasattr(type(head), "cat"):
+        return type(head).cat(states)
+    if dataclasses.is_dataclass(head):
+        return dataclasses.replace(head, **{f.name: cat_states([getattr(s, f.name) for s in states])
+                                            for f in dataclasses.fields(head)})
+    if isinstance(head, tuple) and hasattr(head, "_fields"):
+        return type(head)(*(cat_states(list(parts)) for parts in zip(*states)))
+    if isinstance(head, (list, tuple)):
+        return type(head)(cat_states(list(parts)) for parts in zip(*states))
+    raise TypeError(f"cannot concatenate backbone states of type {type(head).__name__}")
+
+
 class WorldModel(nn.Module):
     """Encoder, latent nets, sequence backbone, decoder and heads. See the module docstring for the maths.
 
@@ -247,6 +270,44 @@ class WorldModel(nn.Module):
         first = None if first_t is None else first_t.reshape(b, 1)
         lat, feat, st = self.observe(obs, dummy, first, state, sample=sample, generator=generator)
         return {k: v[:, 0] for k, v in lat.items()}, feat[:, 0], st
+
+    @torch.no_grad()
+    def posterior_states(self, latents: dict[str, torch.Tensor], action: torch.Tensor, first: torch.Tensor,
+                         last: int) -> WorldModelState:
+        """The states a training pass reached at the last ``last`` steps of each window, as imagination starts
+        (DreamerV3's recipe: nothing is encoded again). Detached.
+
+        Args:
+            latents: the ``latents`` of :meth:`observe` / :meth:`loss_and_outputs` on windows that started from
+                a fresh state: ``z`` (B, L, Z) and ``h`` (B, L, d_model).
+            action: (B, L, A) or (B, L) indices, the windows' actions; first: bool (B, L).
+            last: how many final steps of each window become starts (1 <= last <= L).
+        Returns:
+            a state of batch ``last * B``, step-major: start ``k * B + b`` is window b at step ``L - last + k``;
+            ``h`` and ``z`` are the pass's own, the backbone state is rebuilt by stepping the backbone over the
+            same inputs (``forward`` equals ``step`` token by token), ``action`` is a_t.
+        """
+        action = self.prepare_action(action)
+        b, l = self._check_seq(action, first)
+        if not 1 <= last <= l:
+            raise ValueError(f"last must be in [1, L={l}], got {last}")
+        z, h = latents["z"].detach(), latents["h"].detach()
+        first = first.bool()
+        keep = (~first).unsqueeze(-1).to(z.dtype)
+        z_prev = torch.cat([torch.zeros_like(z[:, :1]), z[:, :-1]], 1) * keep
+        a_prev = torch.cat([torch.zeros_like(action[:, :1]), action[:, :-1]], 1) * keep
+        inputs = self.backbone_input(z_prev, a_prev)
+        bstate, kept = None, []
+        for t, (u_t, f_t) in enumerate(zip(inputs.unbind(1), first.unbind(1))):
+            _, bstate = self.backbone.step(u_t, f_t, bstate)
+            if t >= l - last:
+                kept.append(bstate)
+
+        def step_major(x: torch.Tensor) -> torch.Tensor:  # (B, L, ...) -> (last * B, ...)
+            return x[:, l - last:].transpose(0, 1).reshape(last * b, *x.shape[2:])
+
+        return WorldModelState(backbone=cat_states(kept), h=step_major(h), z=step_major(z),
+                               action=step_major(action))
 
     def with_action(self, state: WorldModelState, action: torch.Tensor) -> WorldModelState:
         """``state`` with a_t (B, A) or indices (B,) as the action the next step consumes."""

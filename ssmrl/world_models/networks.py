@@ -71,6 +71,12 @@ class ChannelNorm(nn.Module):
         return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
+def _codec_autocast(device: torch.device, precision: str):
+    """The image codec's compute precision: bfloat16 autocast for convs (and the norms that then see bfloat16
+    inputs, which accumulate in float32), or plain float32."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+
+
 def _flatten_lead(x: torch.Tensor, n_tail: int) -> tuple[torch.Tensor, tuple[int, ...]]:
     lead = x.shape[: x.dim() - n_tail]
     return x.reshape(-1, *x.shape[x.dim() - n_tail:]), tuple(lead)
@@ -95,10 +101,11 @@ class ImageEncoder(nn.Module):
     """
 
     def __init__(self, image_shape: tuple[int, int, int], channels: tuple[int, ...], kernel: int = 5,
-                 first_stride: int = 1) -> None:
+                 first_stride: int = 1, precision: str = "float32") -> None:
         super().__init__()
         h, w, c = image_shape
         self.image_shape = tuple(image_shape)
+        self.precision = precision
         layers: list[nn.Module] = []
         for i, ch in enumerate(channels):
             stride = first_stride if i == 0 else 2
@@ -114,18 +121,20 @@ class ImageEncoder(nn.Module):
         if tuple(image.shape[-3:]) != self.image_shape:
             raise ValueError(f"image must end in shape (H, W, C) = {self.image_shape}, got {tuple(image.shape)}")
         x, lead = _flatten_lead(image_to_float(image), 3)
-        x = self.net(x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last))
-        return x.reshape(*lead, self.out_dim)
+        with _codec_autocast(x.device, self.precision):
+            x = self.net(x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last))
+        return x.float().reshape(*lead, self.out_dim)
 
 
 class ImageDecoder(nn.Module):
     """features (..., in_dim) -> image (..., H, W, C) float, the mean of x/255 - 0.5 (MSE target)."""
 
     def __init__(self, in_dim: int, image_shape: tuple[int, int, int], channels: tuple[int, ...],
-                 kernel: int = 5, first_stride: int = 1) -> None:
+                 kernel: int = 5, first_stride: int = 1, precision: str = "float32") -> None:
         super().__init__()
         h, w, c_img = image_shape
         self.image_shape = tuple(image_shape)
+        self.precision = precision
         down = first_stride * 2 ** (len(channels) - 1)
         self.start_shape = (channels[-1], h // down, w // down)
         self.inp = nn.Linear(in_dim, int(math.prod(self.start_shape)))
@@ -142,9 +151,10 @@ class ImageDecoder(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         x, lead = _flatten_lead(feat, 1)
-        x = self.inp(x).reshape(-1, *self.start_shape).contiguous(memory_format=torch.channels_last)
-        x = self.net(x).permute(0, 2, 3, 1)
-        return x.reshape(*lead, *self.image_shape)
+        with _codec_autocast(x.device, self.precision):
+            x = self.inp(x).reshape(-1, *self.start_shape).contiguous(memory_format=torch.channels_last)
+            x = self.net(x).permute(0, 2, 3, 1)
+        return x.float().reshape(*lead, *self.image_shape)
 
 
 class VectorEncoder(nn.Module):
@@ -178,7 +188,8 @@ class MultiEncoder(nn.Module):
 
     def __init__(self, image_shape, vector_dim, image_cfg, vector_cfg) -> None:
         super().__init__()
-        self.image = ImageEncoder(image_shape, image_cfg.channels, image_cfg.kernel, image_cfg.first_stride) if image_shape else None
+        self.image = ImageEncoder(image_shape, image_cfg.channels, image_cfg.kernel, image_cfg.first_stride,
+                                  image_cfg.precision) if image_shape else None
         self.vector = VectorEncoder(vector_dim, vector_cfg.units, vector_cfg.layers) if vector_dim else None
         self.out_dim = (self.image.out_dim if self.image else 0) + (self.vector.out_dim if self.vector else 0)
 
@@ -201,7 +212,7 @@ class MultiDecoder(nn.Module):
     def __init__(self, in_dim, image_shape, vector_dim, image_cfg, vector_cfg) -> None:
         super().__init__()
         self.image = ImageDecoder(in_dim, image_shape, image_cfg.channels, image_cfg.kernel,
-                                   image_cfg.first_stride) if image_shape else None
+                                  image_cfg.first_stride, image_cfg.precision) if image_shape else None
         self.vector = VectorDecoder(in_dim, vector_dim, vector_cfg.units, vector_cfg.layers) if vector_dim else None
 
     def forward(self, feat: torch.Tensor) -> dict[str, torch.Tensor]:
