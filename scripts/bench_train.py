@@ -47,9 +47,10 @@ def _config(words: list[str]):
     return from_dict(Config, merged)
 
 
-def bench_one(words: list[str], updates: int, warmup_updates: int, act_steps: int, steps: int,
-              train_ratio: float | None, seed: int) -> dict:
-    """Measure one configuration (``words``: presets and overrides as on the ``ssmrl train`` line)."""
+def setup(words: list[str], seed: int, extra_steps: int = 0):
+    """The agent of ``words`` (as ``ssmrl train`` builds it) and a replay filled with random-policy steps:
+    returns (cfg, agent, replay, engine, action_space, seconds per random env step). Shared with
+    ``profile_train.py``."""
     import envs
     from agents.dreamer.agent import DreamerAgent, space_info
     from ssmrl.replay import ReplayBuffer
@@ -58,24 +59,30 @@ def bench_one(words: list[str], updates: int, warmup_updates: int, act_steps: in
 
     cfg = _config(words)
     if cfg.agent not in ("drama", "s4wm", "s5wm", "rssm", "transformer"):
-        raise ValueError(f"bench_train needs a world-model agent (agent=drama|s4wm|...), got agent={cfg.agent!r}")
+        raise ValueError(f"needs a world-model agent (agent=drama|s4wm|...), got agent={cfg.agent!r}")
     dcfg = cfg.dreamer
     probe = envs.make(cfg.env.id, **cfg.env.options)
     probe.reset(seed=seed)
     spaces = space_info(probe.observation_space, probe.action_space)
     action_space = probe.action_space
     probe.close()
-    device = resolve_device(cfg.device)
-    agent = DreamerAgent(cfg.wm, cfg.ac, dcfg, spaces, device, seed=seed)
+    agent = DreamerAgent(cfg.wm, cfg.ac, dcfg, spaces, resolve_device(cfg.device), seed=seed)
 
     # Enough random steps for every sampled window (world-model windows are seq_len long).
     fill = max(dcfg.seq_len, dcfg.imag_context) + 64
-    replay = ReplayBuffer(dataclasses.replace(cfg.replay, capacity=max(fill + act_steps + 16, 4096), num_streams=1,
+    replay = ReplayBuffer(dataclasses.replace(cfg.replay, capacity=max(fill + extra_steps + 16, 4096), num_streams=1,
                                               directory=None, verbose=False, seed=seed))
     engine = RolloutEngine.from_env_id(cfg.env.id, 1, replay, RolloutConfig(seed=seed), **cfg.env.options)
     t0 = time.perf_counter()
     engine.run(RandomPolicy(action_space, 1, seed=seed), fill)
-    random_s = (time.perf_counter() - t0) / fill
+    return cfg, agent, replay, engine, action_space, (time.perf_counter() - t0) / fill
+
+
+def bench_one(words: list[str], updates: int, warmup_updates: int, act_steps: int, steps: int,
+              train_ratio: float | None, seed: int) -> dict:
+    """Measure one configuration (``words``: presets and overrides as on the ``ssmrl train`` line)."""
+    cfg, agent, replay, engine, action_space, random_s = setup(words, seed, act_steps)
+    dcfg, device = cfg.dreamer, agent.device
 
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
