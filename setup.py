@@ -7,5 +7,10 @@ setup(
         # -ffp-contract=off: no fused multiply-adds, so results do not depend on the compiler's choice.
         Extension("envs._frame_ops", ["envs/_frame_ops.c"], optional=True,
                   extra_compile_args=["-O3", "-ffp-contract=off", "-std=c99"]),
+        # Fused CPU selective scan (ssmrl/kernels/selective.py falls back to its torch path without it).
+        # -fno-math-errno + -fopenmp-simd let gcc vectorise expf through glibc's libmvec.
+        Extension("ssmrl.kernels._selective_cpu", ["ssmrl/kernels/_selective_cpu.c"], optional=True,
+                  extra_compile_args=["-O3", "-std=c99", "-fno-math-errno", "-fopenmp-simd", "-ffast-math"],
+                  libraries=["m", "mvec"]),
     ],
 )

@@ -5,13 +5,16 @@
 
 Backends:
 - ``reference``: plain sequential loop (float64 capable; the test oracle).
-- ``torch``: a custom autograd Function that discretises on the full (B, L, Dm, N) grid (vectorised exp and
-  outer products), runs the scan as an in-place ``unbind`` loop, and computes the backward (a reverse scan
-  plus a few matmuls) by hand. On the 2-core CPU it was 1.3-2.2x faster fwd+bwd (CPU time, 1 thread) than
-  letting autograd compose the same ops around ``diag_scan`` (``_selective_composed``, kept for comparison).
-  A chunked formulation
-  does not pay off here: the decay differs per (channel, state), so chunking cannot turn the recurrence into
-  matmuls as SSD does, it only adds passes over the grid.
+- ``torch``: on the CPU in float32, the fused C kernel ``_selective_cpu.c`` (built by ``pip install``;
+  optional): each (batch, channel) runs its sequence with the state in L1 and the backward recomputes one
+  sequence's states into a small scratch buffer, so no (B, L, Dm, N) grid is ever stored. At Decision Mamba's
+  default size (B 64, L 60, Dm 256, N 16, one thread) fwd+bwd of one scan took 0.25 s with the grid path and
+  ~0.02 s with the kernel (docs/results.md). Elsewhere (other dtypes, GPUs without Triton, no compiler), a
+  custom autograd Function that discretises on the full grid (vectorised exp and outer products), runs the
+  scan as an in-place ``unbind`` loop, and computes the backward (a reverse scan plus a few matmuls) by hand;
+  it was 1.3-2.2x faster fwd+bwd (1 thread) than letting autograd compose the same ops around ``diag_scan``.
+  A chunked formulation does not pay off: the decay differs per (channel, state), so chunking cannot turn
+  the recurrence into matmuls as SSD does, it only adds passes over the grid.
 - ``triton``: ``ssmrl.kernels.triton_selective`` (never materialises (B, L, Dm, N)).
 """
 from __future__ import annotations
@@ -22,6 +25,11 @@ from torch import Tensor
 
 from ssmrl.kernels.backend import resolve_backend
 from ssmrl.kernels.diag import _diag_torch, check_first, expect_float, expect_shape, keep_mask
+
+try:  # built from _selective_cpu.c by `pip install -e .`; optional
+    from ssmrl.kernels import _selective_cpu
+except ImportError:  # pragma: no cover - only without a C compiler
+    _selective_cpu = None
 
 __all__ = ["selective_scan", "selective_scan_step"]
 
@@ -135,7 +143,48 @@ class _SelectiveFn(torch.autograd.Function):
         return gu * dt, gdt, gA, gB, gC, None, gh0
 
 
+def _buffer(t: Tensor | None):
+    """A float32 CPU tensor as the C kernel's buffer (None stays None)."""
+    return None if t is None else t.detach().contiguous().numpy()
+
+
+class _SelectiveNativeFn(torch.autograd.Function):
+    """The fused CPU kernel (``_selective_cpu.c``): same maths as :class:`_SelectiveFn`; saves only the inputs.
+    ``keep``: (B, L) float32, 0 where the state resets before step t, or None."""
+
+    @staticmethod
+    def forward(ctx, x, dt, A, B, C, keep, h0):
+        bsz, L, Dm = x.shape
+        N = A.shape[1]
+        x, dt, A, B, C = (t.detach().contiguous() for t in (x, dt, A, B, C))
+        h0 = None if h0 is None else h0.detach().contiguous()
+        y, hL = torch.empty_like(x), x.new_empty(bsz, Dm, N)
+        _selective_cpu.forward(bsz, L, Dm, N, *map(_buffer, (x, dt, A, B, C, keep, h0, y, hL)))
+        ctx.save_for_backward(x, dt, A, B, C, keep, h0)
+        return y, hL
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy, ghL):
+        x, dt, A, B, C, keep, h0 = ctx.saved_tensors
+        bsz, L, Dm = x.shape
+        N = A.shape[1]
+        gx, gdt, gA, gB, gC = (torch.empty_like(t) for t in (x, dt, A, B, C))
+        gh0 = None if h0 is None else torch.empty_like(h0)
+        _selective_cpu.backward(bsz, L, Dm, N, *map(_buffer, (x, dt, A, B, C, keep, h0, gy, ghL,
+                                                              gx, gdt, gA, gB, gC, gh0)))
+        return gx, gdt, gA, gB, gC, None, gh0
+
+
+def _native_ok(*tensors: Tensor | None) -> bool:
+    return _selective_cpu is not None and all(
+        t is None or (t.device.type == "cpu" and t.dtype == torch.float32) for t in tensors)
+
+
 def _selective_torch(x, dt, A, B, C, first, h0) -> tuple[Tensor, Tensor]:
+    if _native_ok(x, dt, A, B, C, h0):
+        keep = None if first is None else (~first.bool()).to(torch.float32).contiguous()
+        return _SelectiveNativeFn.apply(x, dt, A, B, C, keep, h0)
     keep = None if first is None else keep_mask(first, x, 2)
     return _SelectiveFn.apply(x, dt, A, B, C, keep, h0)
 

@@ -1,0 +1,238 @@
+/* Fused resettable Mamba-1 selective scan for the CPU, float32 (see ssmrl/kernels/selective.py).
+ *
+ *   h_t = exp(dt_t A) keep_t h_{t-1} + dt_t x_t B_t        (per batch b, channel d: h is a vector over N)
+ *   y_t = C_t . h_t
+ *
+ * The torch backend materialises (B, L, Dm, N) grids for exp(dt A), the states and every gradient: about
+ * twenty passes over tensors far larger than the caches. Here each (b, d) runs its whole sequence with the
+ * state in registers/L1; the backward recomputes the L states of one (b, d) into a small scratch buffer and
+ * then runs the reverse scan, so nothing of size B*L*Dm*N is ever stored.
+ *
+ * forward(x, dt, A, B, C, keep, h0, y, hL)
+ *   x, dt, y: (Bsz, L, Dm); A: (Dm, N); B, C: (Bsz, L, N); keep: (Bsz, L) (1 = carry, 0 = reset before t) or None;
+ *   h0: (Bsz, Dm, N) or None; hL: (Bsz, Dm, N) written.
+ * backward(x, dt, A, B, C, keep, h0, gy, ghL, gx, gdt, gA, gB, gC, gh0)
+ *   gy: (Bsz, L, Dm); ghL: (Bsz, Dm, N); outputs gx, gdt (Bsz, L, Dm), gA (Dm, N), gB, gC (Bsz, L, N) and gh0
+ *   (Bsz, Dm, N, or None) are written (zeroed here first).
+ * All buffers are float32 and C-contiguous; every size is checked against x's and A's shapes.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    Py_buffer view;
+    int held;
+} Buf;
+
+static int get(PyObject *obj, Buf *b, int writable, Py_ssize_t count, const char *name) {
+    b->held = 0;
+    if (obj == Py_None) return 0;
+    if (PyObject_GetBuffer(obj, &b->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0) {
+        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous%s float32 buffer", name, writable ? " writable" : "");
+        return -1;
+    }
+    b->held = 1;
+    if (b->view.itemsize != 4 || b->view.format == NULL || strcmp(b->view.format, "f") != 0) {
+        PyErr_Format(PyExc_TypeError, "%s must hold float32", name);
+        return -1;
+    }
+    if (b->view.len != count * 4) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd values, expected %zd", name, b->view.len / 4, count);
+        return -1;
+    }
+    return 0;
+}
+
+static void release(Buf *bufs, int n) {
+    for (int i = 0; i < n; i++)
+        if (bufs[i].held) PyBuffer_Release(&bufs[i].view);
+}
+
+#define F(b) ((float *)(b).view.buf)
+#define OPT(b) ((b).held ? (float *)(b).view.buf : NULL)
+
+/* One build serves every x86-64 CPU: gcc compiles these loops for AVX-512, AVX2 and baseline SSE2 and picks
+ * one at load time (the wide variants call libmvec's 16- or 8-wide expf). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CLONES
+#endif
+
+CLONES static void scan_forward(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t Dm, Py_ssize_t N, const float *x,
+                                const float *dt, const float *A, const float *Bm, const float *Cm, const float *keep,
+                                const float *h0, float *y, float *hL, float *h) {
+    for (Py_ssize_t i = 0; i < bsz; i++) {
+        for (Py_ssize_t d = 0; d < Dm; d++) {
+            const float *a = A + d * N;
+            if (h0) memcpy(h, h0 + (i * Dm + d) * N, sizeof(float) * N);
+            else memset(h, 0, sizeof(float) * N);
+            for (Py_ssize_t t = 0; t < L; t++) {
+                const Py_ssize_t s = (i * L + t) * Dm + d;
+                const float dtv = dt[s], u = dtv * x[s], k = keep ? keep[i * L + t] : 1.0f;
+                const float *bt = Bm + (i * L + t) * N, *ct = Cm + (i * L + t) * N;
+                float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+                for (Py_ssize_t n = 0; n < N; n++) {
+                    const float hn = expf(dtv * a[n]) * k * h[n] + u * bt[n];
+                    h[n] = hn;
+                    acc += ct[n] * hn;
+                }
+                y[s] = acc;
+            }
+            memcpy(hL + (i * Dm + d) * N, h, sizeof(float) * N);
+        }
+    }
+}
+
+CLONES static void scan_backward(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t Dm, Py_ssize_t N, const float *x,
+                                 const float *dt, const float *A, const float *Bm, const float *Cm,
+                                 const float *keep, const float *h0, const float *gy, const float *ghL, float *gx,
+                                 float *gdt, float *gA, float *gB, float *gC, float *gh0, float *hs, float *das,
+                                 float *g) {
+    const Py_ssize_t bn = bsz * L * N;
+    memset(gA, 0, sizeof(float) * Dm * N);
+    memset(gB, 0, sizeof(float) * bn);
+    memset(gC, 0, sizeof(float) * bn);
+    for (Py_ssize_t i = 0; i < bsz; i++) {
+        for (Py_ssize_t d = 0; d < Dm; d++) {
+            const float *a = A + d * N;
+            float *ga = gA + d * N;
+            /* recompute the states: hs[t + 1] = h_t, hs[0] = h_{-1} */
+            if (h0) memcpy(hs, h0 + (i * Dm + d) * N, sizeof(float) * N);
+            else memset(hs, 0, sizeof(float) * N);
+            for (Py_ssize_t t = 0; t < L; t++) {
+                const Py_ssize_t s = (i * L + t) * Dm + d;
+                const float dtv = dt[s], u = dtv * x[s], k = keep ? keep[i * L + t] : 1.0f;
+                const float *bt = Bm + (i * L + t) * N, *prev = hs + t * N;
+                float *cur = hs + (t + 1) * N, *da = das + t * N;
+#pragma omp simd
+                for (Py_ssize_t n = 0; n < N; n++) {
+                    da[n] = expf(dtv * a[n]) * k;
+                    cur[n] = da[n] * prev[n] + u * bt[n];
+                }
+            }
+            /* reverse scan: g = d loss / d h_t */
+            if (ghL) memcpy(g, ghL + (i * Dm + d) * N, sizeof(float) * N);
+            else memset(g, 0, sizeof(float) * N);
+            for (Py_ssize_t t = L - 1; t >= 0; t--) {
+                const Py_ssize_t s = (i * L + t) * Dm + d;
+                const float dtv = dt[s], xv = x[s], u = dtv * xv, gyv = gy[s];
+                const float *bt = Bm + (i * L + t) * N, *ct = Cm + (i * L + t) * N;
+                const float *prev = hs + t * N, *cur = hs + (t + 1) * N, *da = das + t * N;
+                float *gbt = gB + (i * L + t) * N, *gct = gC + (i * L + t) * N;
+                float gu = 0.0f, gexp_a = 0.0f;
+#pragma omp simd reduction(+ : gu, gexp_a)
+                for (Py_ssize_t n = 0; n < N; n++) {
+                    const float gn = g[n] + gyv * ct[n];
+                    gct[n] += gyv * cur[n];
+                    gbt[n] += u * gn;
+                    gu += gn * bt[n];
+                    const float gexp = gn * prev[n] * da[n]; /* d loss / d (dt A) */
+                    gexp_a += gexp * a[n];
+                    ga[n] += gexp * dtv;
+                    g[n] = gn * da[n];
+                }
+                gx[s] = gu * dtv;
+                gdt[s] = gu * xv + gexp_a;
+            }
+            if (gh0) memcpy(gh0 + (i * Dm + d) * N, g, sizeof(float) * N);
+        }
+    }
+}
+
+/* Sizes from x (Bsz, L, Dm) and A (Dm, N), passed as ints by the Python wrapper and checked via buffer lengths. */
+static PyObject *forward(PyObject *self, PyObject *args) {
+    PyObject *o[9];
+    Py_ssize_t bsz, L, Dm, N;
+    if (!PyArg_ParseTuple(args, "nnnnOOOOOOOOO", &bsz, &L, &Dm, &N, &o[0], &o[1], &o[2], &o[3], &o[4], &o[5],
+                          &o[6], &o[7], &o[8]))
+        return NULL;
+    Buf b[9];
+    memset(b, 0, sizeof b);
+    const Py_ssize_t seq = bsz * L * Dm, state = bsz * Dm * N, bn = bsz * L * N;
+    const char *names[9] = {"x", "dt", "A", "B", "C", "keep", "h0", "y", "hL"};
+    const Py_ssize_t counts[9] = {seq, seq, Dm * N, bn, bn, bsz * L, state, seq, state};
+    const int writable[9] = {0, 0, 0, 0, 0, 0, 0, 1, 1};
+    for (int i = 0; i < 9; i++) {
+        if ((i < 5 || i > 6) && o[i] == Py_None) {
+            PyErr_Format(PyExc_TypeError, "%s is required", names[i]);
+            release(b, 9);
+            return NULL;
+        }
+        if (get(o[i], &b[i], writable[i], counts[i], names[i]) < 0) {
+            release(b, 9);
+            return NULL;
+        }
+    }
+    const float *x = F(b[0]), *dt = F(b[1]), *A = F(b[2]), *Bm = F(b[3]), *Cm = F(b[4]);
+    const float *keep = OPT(b[5]), *h0 = OPT(b[6]);
+    float *y = F(b[7]), *hL = F(b[8]);
+    float *h = malloc(sizeof(float) * N);
+    if (!h) {
+        release(b, 9);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    scan_forward(bsz, L, Dm, N, x, dt, A, Bm, Cm, keep, h0, y, hL, h);
+    Py_END_ALLOW_THREADS
+    free(h);
+    release(b, 9);
+    Py_RETURN_NONE;
+}
+
+static PyObject *backward(PyObject *self, PyObject *args) {
+    PyObject *o[15];
+    Py_ssize_t bsz, L, Dm, N;
+    if (!PyArg_ParseTuple(args, "nnnnOOOOOOOOOOOOOOO", &bsz, &L, &Dm, &N, &o[0], &o[1], &o[2], &o[3], &o[4],
+                          &o[5], &o[6], &o[7], &o[8], &o[9], &o[10], &o[11], &o[12], &o[13], &o[14]))
+        return NULL;
+    Buf b[15];
+    memset(b, 0, sizeof b);
+    const Py_ssize_t seq = bsz * L * Dm, state = bsz * Dm * N, bn = bsz * L * N;
+    const char *names[15] = {"x", "dt", "A", "B", "C", "keep", "h0", "gy", "ghL",
+                             "gx", "gdt", "gA", "gB", "gC", "gh0"};
+    const Py_ssize_t counts[15] = {seq, seq, Dm * N, bn, bn, bsz * L, state, seq, state,
+                                   seq, seq, Dm * N, bn, bn, state};
+    for (int i = 0; i < 15; i++) {
+        const int optional = (i == 5 || i == 6 || i == 8 || i == 14);
+        if (!optional && o[i] == Py_None) {
+            PyErr_Format(PyExc_TypeError, "%s is required", names[i]);
+            release(b, 15);
+            return NULL;
+        }
+        if (get(o[i], &b[i], i >= 9, counts[i], names[i]) < 0) {
+            release(b, 15);
+            return NULL;
+        }
+    }
+    const float *x = F(b[0]), *dt = F(b[1]), *A = F(b[2]), *Bm = F(b[3]), *Cm = F(b[4]);
+    const float *keep = OPT(b[5]), *h0 = OPT(b[6]), *gy = F(b[7]), *ghL = OPT(b[8]);
+    float *gx = F(b[9]), *gdt = F(b[10]), *gA = F(b[11]), *gB = F(b[12]), *gC = F(b[13]), *gh0 = OPT(b[14]);
+    /* scratch: states h_{-1..L-1} and decays dA_0..L-1 of one (b, d), and the running state gradient */
+    float *hs = malloc(sizeof(float) * (L + 1) * N), *das = malloc(sizeof(float) * L * N), *g = malloc(sizeof(float) * N);
+    if (!hs || !das || !g) {
+        free(hs), free(das), free(g);
+        release(b, 15);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    scan_backward(bsz, L, Dm, N, x, dt, A, Bm, Cm, keep, h0, gy, ghL, gx, gdt, gA, gB, gC, gh0, hs, das, g);
+    Py_END_ALLOW_THREADS
+    free(hs), free(das), free(g);
+    release(b, 15);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"forward", forward, METH_VARARGS, "Selective scan forward (see the file header)."},
+    {"backward", backward, METH_VARARGS, "Selective scan backward (see the file header)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_selective_cpu", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__selective_cpu(void) { return PyModule_Create(&module); }
