@@ -459,3 +459,27 @@ def test_loss_matches_manual_composition(slow_reg_target, weighted, slow_target)
     critic = (w * (nll(crit_logits[:, :-1], ret) + nll(crit_logits[:, :-1], reg))).mean()
     assert scale > 1.0
     assert abs(loss.item() - (actor + critic)) < 1e-5 * max(1.0, abs(actor + critic))
+
+
+def test_laprop_foreach_equals_the_per_parameter_loop_exactly():
+    """The multi-tensor step and the reference loop give the same bits, with weight decay, several shapes,
+    a parameter without a gradient and parameters at different step counts."""
+    g = torch.Generator().manual_seed(0)
+    shapes = [(5, 3), (7,), (2, 3, 4)]
+    models = []
+    for foreach in (True, False):
+        params = [torch.nn.Parameter(torch.randn(s, generator=torch.Generator().manual_seed(i))) for i, s in enumerate(shapes)]
+        idle = torch.nn.Parameter(torch.ones(3))
+        opt = LaProp([{"params": params[:2], "weight_decay": 0.1}, {"params": params[2:] + [idle]}], lr=0.01,
+                     eps=1e-8, foreach=foreach)
+        models.append((params, idle, opt))
+    for step in range(6):
+        grads = [torch.randn(s, generator=g) for s in shapes]
+        for params, idle, opt in models:
+            for i, (p, gr) in enumerate(zip(params, grads)):
+                p.grad = None if (i == 1 and step == 2) else gr.clone()  # one parameter skips a step
+            opt.step()
+    (fast, idle_fast, _), (ref, idle_ref, _) = models
+    for a, b in zip(fast, ref):
+        assert torch.equal(a, b)
+    assert torch.equal(idle_fast, torch.ones(3)) and torch.equal(idle_ref, torch.ones(3))

@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import ssmrl.kernels.conv as conv_module
 from ssmrl.kernels.conv import causal_conv1d, causal_conv1d_step
 
 try:  # pytest puts tests/ on sys.path; the Triton child processes import this file as tests.<name>
@@ -116,3 +117,25 @@ def test_bad_inputs_raise_naming_argument():
         causal_conv1d(x[0], w, bias)
     with pytest.raises(ValueError, match=r"first_t must have shape \(B,\)"):
         causal_conv1d_step(x[:, 0], w, bias, torch.zeros(3, 2, dtype=torch.bool), state)
+
+
+@pytest.mark.skipif(conv_module._native is None, reason="the C kernel was not built (no compiler)")
+@pytest.mark.parametrize("pattern", PATTERNS)
+@pytest.mark.parametrize("with_state", [False, True])
+def test_fused_cpu_conv_matches_the_float64_reference(pattern, with_state):
+    """float32 CPU runs the C kernel; its values and gradients (x, weight, bias, state) match the float64 loop."""
+    x, w, bias, state, g = inputs(B=3, L=11, C=6, W=4, seed=5)
+    first = make_first(pattern, 3, 11, g)
+    assert conv_module._native_ok(x.float(), w.float())
+    results = []
+    for dtype, backend in ((torch.float32, None), (torch.float64, "reference")):
+        leaves = [t.to(dtype).requires_grad_() for t in (x, w, bias, state)]
+        st_in = leaves[3] if with_state else None
+        y, st = causal_conv1d(leaves[0], leaves[1], leaves[2], first, st_in, backend=backend)
+        gen = torch.Generator().manual_seed(1)
+        loss = (y * torch.randn(y.shape, generator=gen, dtype=torch.float64).to(dtype)).sum()
+        loss = loss + (st * torch.randn(st.shape, generator=gen, dtype=torch.float64).to(dtype)).sum()
+        grads = torch.autograd.grad(loss, leaves if with_state else leaves[:3])
+        results.append([y, st, *grads])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=1e-5)

@@ -35,6 +35,7 @@ class LaProp(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-20,
         weight_decay: float = 0.0,
+        foreach: bool = True,
     ) -> None:
         if not lr >= 0.0:
             raise ValueError(f"lr: expected >= 0, got {lr}")
@@ -45,6 +46,9 @@ class LaProp(Optimizer):
         if not weight_decay >= 0.0:
             raise ValueError(f"weight_decay: expected >= 0, got {weight_decay}")
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        # foreach: one multi-tensor op per formula line for all parameters with the same step count (the same
+        # arithmetic as the per-parameter loop kept below as the reference; a test checks they agree exactly)
+        self.foreach = foreach
 
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
@@ -52,6 +56,44 @@ class LaProp(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if self.foreach:
+            self._step_foreach()
+        else:
+            self._step_loop()
+        return loss
+
+    def _step_foreach(self) -> None:
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+            by_step: dict[int, tuple[list, list, list, list]] = {}
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("LaProp does not support sparse gradients")
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                ps, gs, ms, vs = by_step.setdefault(state["step"], ([], [], [], []))
+                ps.append(p), gs.append(p.grad), ms.append(state["exp_avg"]), vs.append(state["exp_avg_sq"])
+            for t, (ps, gs, ms, vs) in by_step.items():
+                torch._foreach_mul_(vs, beta2)
+                torch._foreach_addcmul_(vs, gs, gs, value=1.0 - beta2)
+                denom = torch._foreach_div(vs, 1.0 - beta2**t)
+                torch._foreach_sqrt_(denom)
+                torch._foreach_add_(denom, eps)
+                torch._foreach_mul_(ms, beta1)
+                torch._foreach_add_(ms, torch._foreach_div(gs, denom), alpha=1.0 - beta1)
+                if wd != 0.0:
+                    torch._foreach_add_(ps, ps, alpha=-lr * wd)
+                torch._foreach_add_(ps, ms, alpha=-lr / (1.0 - beta1**t))
+
+    def _step_loop(self) -> None:
+        """The reference: one parameter at a time, the formulas of the module docstring line by line."""
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
@@ -75,7 +117,6 @@ class LaProp(Optimizer):
                 if wd != 0.0:
                     p.add_(p, alpha=-lr * wd)
                 p.add_(m, alpha=-lr / (1.0 - beta1**t))
-        return loss
 
 
 def linear_warmup(optimizer: Optimizer, warmup_updates: int) -> LambdaLR:

@@ -1,4 +1,5 @@
-/* Fused resettable Mamba-1 selective scan for the CPU, float32 (see ssmrl/kernels/selective.py).
+/* Fused CPU kernels, float32: the resettable Mamba-1 selective scan (ssmrl/kernels/selective.py) and the
+ * resettable depthwise causal conv (ssmrl/kernels/conv.py; at the end of this file).
  *
  *   h_t = exp(dt_t A) keep_t h_{t-1} + dt_t x_t B_t        (per batch b, channel d: h is a vector over N)
  *   y_t = C_t . h_t
@@ -227,9 +228,153 @@ static PyObject *backward(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Depthwise causal conv with resets (ssmrl/kernels/conv.py), float32:
+ *   y[b,t,c] = bias[c] + sum_k valid(b,t,k) w[c,k] in(b, t-W+1+k, c)
+ * in(b,p,c) = x[b,p,c] for p >= 0, prev[b, p+W-1, c] for p < 0 (the carried state, oldest first, (B, W-1, C));
+ * valid(b,t,k): the input lies in the episode of step t (no `first` in (p, t]; carried inputs only when no
+ * `first` in [0, t]). The torch path builds the same mask from cumsum(first).
+ */
+CLONES static void conv_forward_loops(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t C, Py_ssize_t W, const float *x,
+                                      const float *prev, const float *w, const float *bias,
+                                      const unsigned char *first, float *y) {
+    for (Py_ssize_t i = 0; i < bsz; i++) {
+        Py_ssize_t last = -(W + 1); /* most recent reset at or before t; "none" reaches below every tap */
+        for (Py_ssize_t t = 0; t < L; t++) {
+            if (first && first[i * L + t]) last = t;
+            float *yt = y + (i * L + t) * C;
+            for (Py_ssize_t c = 0; c < C; c++) yt[c] = bias ? bias[c] : 0.0f;
+            for (Py_ssize_t k = 0; k < W; k++) {
+                const Py_ssize_t p = t - W + 1 + k;
+                if (p < last) continue; /* before this step's episode (or carried across a reset) */
+                const float *src = p >= 0 ? x + (i * L + p) * C : (prev ? prev + (i * (W - 1) + p + W - 1) * C : NULL);
+                if (!src) continue;
+#pragma omp simd
+                for (Py_ssize_t c = 0; c < C; c++) yt[c] += w[c * W + k] * src[c];
+            }
+        }
+    }
+}
+
+/* gx, gprev (or NULL) and gw are written here; gbias is the caller's sum of gy. */
+CLONES static void conv_backward_loops(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t C, Py_ssize_t W, const float *x,
+                                       const float *prev, const float *w, const unsigned char *first,
+                                       const float *gy, float *gx, float *gprev, float *gw, float *wt) {
+    /* gw accumulates per tap in a (W, C) buffer so the inner loop runs over contiguous channels */
+    memset(wt, 0, sizeof(float) * W * C);
+    memset(gx, 0, sizeof(float) * bsz * L * C);
+    if (gprev) memset(gprev, 0, sizeof(float) * bsz * (W - 1) * C);
+    for (Py_ssize_t i = 0; i < bsz; i++) {
+        Py_ssize_t last = -(W + 1);
+        for (Py_ssize_t t = 0; t < L; t++) {
+            if (first && first[i * L + t]) last = t;
+            const float *g = gy + (i * L + t) * C;
+            for (Py_ssize_t k = 0; k < W; k++) {
+                const Py_ssize_t p = t - W + 1 + k;
+                if (p < last) continue;
+                const float *src;
+                float *dst;
+                if (p >= 0) {
+                    src = x + (i * L + p) * C;
+                    dst = gx + (i * L + p) * C;
+                } else if (prev) {
+                    src = prev + (i * (W - 1) + p + W - 1) * C;
+                    dst = gprev ? gprev + (i * (W - 1) + p + W - 1) * C : NULL;
+                } else {
+                    continue;
+                }
+                float *acc = wt + k * C;
+                if (dst) {
+#pragma omp simd
+                    for (Py_ssize_t c = 0; c < C; c++) dst[c] += w[c * W + k] * g[c];
+                }
+#pragma omp simd
+                for (Py_ssize_t c = 0; c < C; c++) acc[c] += g[c] * src[c];
+            }
+        }
+    }
+    for (Py_ssize_t k = 0; k < W; k++)
+        for (Py_ssize_t c = 0; c < C; c++) gw[c * W + k] = wt[k * C + c];
+}
+
+static int get_bytes(PyObject *obj, Buf *b, Py_ssize_t count, const char *name) {
+    b->held = 0;
+    if (obj == Py_None) return 0;
+    if (PyObject_GetBuffer(obj, &b->view, PyBUF_C_CONTIGUOUS) < 0) return -1;
+    b->held = 1;
+    if (b->view.len != count) {
+        PyErr_Format(PyExc_ValueError, "%s has %zd bytes, expected %zd", name, b->view.len, count);
+        return -1;
+    }
+    return 0;
+}
+
+/* conv_forward(B, L, C, W, x, prev, w, bias, first, y): first is a uint8/bool (B, L) buffer or None. */
+static PyObject *conv_forward(PyObject *self, PyObject *args) {
+    PyObject *o[6];
+    Py_ssize_t bsz, L, C, W;
+    if (!PyArg_ParseTuple(args, "nnnnOOOOOO", &bsz, &L, &C, &W, &o[0], &o[1], &o[2], &o[3], &o[4], &o[5]))
+        return NULL;
+    Buf b[6];
+    memset(b, 0, sizeof b);
+    if (o[0] == Py_None || o[2] == Py_None || o[5] == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "x, w and y are required");
+        return NULL;
+    }
+    if (get(o[0], &b[0], 0, bsz * L * C, "x") < 0 || get(o[1], &b[1], 0, bsz * (W - 1) * C, "prev") < 0 ||
+        get(o[2], &b[2], 0, C * W, "w") < 0 || get(o[3], &b[3], 0, C, "bias") < 0 ||
+        get_bytes(o[4], &b[4], bsz * L, "first") < 0 || get(o[5], &b[5], 1, bsz * L * C, "y") < 0) {
+        release(b, 6);
+        return NULL;
+    }
+    const unsigned char *first = b[4].held ? (const unsigned char *)b[4].view.buf : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    conv_forward_loops(bsz, L, C, W, F(b[0]), OPT(b[1]), F(b[2]), OPT(b[3]), first, F(b[5]));
+    Py_END_ALLOW_THREADS
+    release(b, 6);
+    Py_RETURN_NONE;
+}
+
+/* conv_backward(B, L, C, W, x, prev, w, first, gy, gx, gprev, gw) */
+static PyObject *conv_backward(PyObject *self, PyObject *args) {
+    PyObject *o[8];
+    Py_ssize_t bsz, L, C, W;
+    if (!PyArg_ParseTuple(args, "nnnnOOOOOOOO", &bsz, &L, &C, &W, &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
+                          &o[7]))
+        return NULL;
+    Buf b[8];
+    memset(b, 0, sizeof b);
+    if (o[0] == Py_None || o[2] == Py_None || o[4] == Py_None || o[5] == Py_None || o[7] == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "x, w, gy, gx and gw are required");
+        return NULL;
+    }
+    if (get(o[0], &b[0], 0, bsz * L * C, "x") < 0 || get(o[1], &b[1], 0, bsz * (W - 1) * C, "prev") < 0 ||
+        get(o[2], &b[2], 0, C * W, "w") < 0 || get_bytes(o[3], &b[3], bsz * L, "first") < 0 ||
+        get(o[4], &b[4], 0, bsz * L * C, "gy") < 0 || get(o[5], &b[5], 1, bsz * L * C, "gx") < 0 ||
+        get(o[6], &b[6], 1, bsz * (W - 1) * C, "gprev") < 0 || get(o[7], &b[7], 1, C * W, "gw") < 0) {
+        release(b, 8);
+        return NULL;
+    }
+    float *wt = malloc(sizeof(float) * W * C);
+    if (!wt) {
+        release(b, 8);
+        return PyErr_NoMemory();
+    }
+    const unsigned char *first = b[3].held ? (const unsigned char *)b[3].view.buf : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    conv_backward_loops(bsz, L, C, W, F(b[0]), OPT(b[1]), F(b[2]), first, F(b[4]), F(b[5]), OPT(b[6]), F(b[7]), wt);
+    Py_END_ALLOW_THREADS
+    free(wt);
+    release(b, 8);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"forward", forward, METH_VARARGS, "Selective scan forward (see the file header)."},
     {"backward", backward, METH_VARARGS, "Selective scan backward (see the file header)."},
+    {"conv_forward", conv_forward, METH_VARARGS, "Depthwise causal conv with resets, forward."},
+    {"conv_backward", conv_backward, METH_VARARGS, "Depthwise causal conv with resets, backward."},
     {NULL, NULL, 0, NULL},
 };
 

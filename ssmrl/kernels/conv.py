@@ -13,7 +13,10 @@ inputs that come before ``x[:, 0]`` in the same episode (unless ``first[:, 0]`` 
 
 Backends: ``reference`` is a per-step loop; ``torch`` (also used for ``triton``, since the vectorised tap loop
 is a handful of elementwise ops that run on CUDA as they are) builds a per-tap validity mask from
-``cumsum(first)`` episode ids.
+``cumsum(first)`` episode ids. For float32 CPU tensors ``torch`` runs the output through the C kernel in
+``_selective_cpu.c`` (same mask, one pass; optional, built by ``pip install``): autograd's backward of the
+tap loop (slice gradients scattered into zero-filled buffers) made the conv ~60 ms of a 230 ms Mamba layer
+fwd+bwd at Decision Mamba's size, as much as its selective scan.
 """
 from __future__ import annotations
 
@@ -22,6 +25,11 @@ from torch import Tensor
 
 from ssmrl.kernels.backend import resolve_backend
 from ssmrl.kernels.diag import check_first, expect_float, expect_shape
+
+try:  # built from _selective_cpu.c by `pip install -e .`; optional
+    from ssmrl.kernels import _selective_cpu as _native
+except ImportError:  # pragma: no cover - only without a C compiler
+    _native = None
 
 __all__ = ["causal_conv1d", "causal_conv1d_step"]
 
@@ -64,6 +72,44 @@ def _conv_reference(x, weight, bias, first, state) -> tuple[Tensor, Tensor]:
     return torch.stack(ys, 1), st
 
 
+class _ConvNativeFn(torch.autograd.Function):
+    """y of the conv through the C kernel. x (B, L, C), prev (B, W-1, C) or None, weight (C, W), bias (C,) or
+    None, first bool (B, L) or None; float32 CPU."""
+
+    @staticmethod
+    def forward(ctx, x, prev, weight, bias, first):
+        B, L, C = x.shape
+        W = weight.shape[1]
+        x, weight = x.detach().contiguous(), weight.detach().contiguous()
+        prev = None if prev is None else prev.detach().contiguous()
+        first_u8 = None if first is None else first.to(torch.uint8).contiguous()
+        y = torch.empty_like(x)
+        _native.conv_forward(B, L, C, W, *(None if t is None else t.detach().contiguous().numpy()
+                                           for t in (x, prev, weight, bias, first_u8, y)))
+        ctx.save_for_backward(x, prev, weight, first_u8)
+        ctx.has_bias = bias is not None
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy):
+        x, prev, weight, first_u8 = ctx.saved_tensors
+        B, L, C = x.shape
+        W = weight.shape[1]
+        gy = gy.contiguous()
+        gx, gw = torch.empty_like(x), torch.empty_like(weight)
+        gprev = None if prev is None else torch.empty_like(prev)
+        _native.conv_backward(B, L, C, W, *(None if t is None else t.numpy()
+                                            for t in (x, prev, weight, first_u8, gy, gx, gprev, gw)))
+        gbias = gy.sum((0, 1)) if ctx.has_bias else None
+        return gx, gprev, gw, gbias, None
+
+
+def _native_ok(*tensors: Tensor | None) -> bool:
+    return _native is not None and all(t is None or (t.device.type == "cpu" and t.dtype == torch.float32)
+                                       for t in tensors)
+
+
 def _conv_torch(x, weight, bias, first, state) -> tuple[Tensor, Tensor]:
     B, L, C = x.shape
     W = weight.shape[1]
@@ -73,15 +119,18 @@ def _conv_torch(x, weight, bias, first, state) -> tuple[Tensor, Tensor]:
     if first is not None:
         # episode id of each padded position; the carried state belongs to episode 0 (before any reset)
         seg = torch.cat([first.new_zeros(B, W - 1, dtype=torch.long), first.long().cumsum(1)], dim=1)
-    y = None
-    for k in range(W):
-        tap = xp[:, k : k + L] * weight[:, k]
-        if seg is not None and k < W - 1:
-            valid = (seg[:, k : k + L] == seg[:, W - 1 :]).to(x.dtype)  # same episode as the output step
-            tap = tap * valid.unsqueeze(-1)
-        y = tap if y is None else y + tap
-    if bias is not None:
-        y = y + bias
+    if _native_ok(x, weight, bias, state):
+        y = _ConvNativeFn.apply(x, None if state is None else prev, weight, bias, first)
+    else:
+        y = None
+        for k in range(W):
+            tap = xp[:, k : k + L] * weight[:, k]
+            if seg is not None and k < W - 1:
+                valid = (seg[:, k : k + L] == seg[:, W - 1 :]).to(x.dtype)  # same episode as the output step
+                tap = tap * valid.unsqueeze(-1)
+            y = tap if y is None else y + tap
+        if bias is not None:
+            y = y + bias
     new_state = xp[:, L:]  # last W-1 positions (B, W-1, C)
     if seg is not None and W > 1:
         new_state = new_state * (seg[:, L:] == seg[:, -1:]).to(x.dtype).unsqueeze(-1)
