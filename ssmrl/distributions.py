@@ -184,8 +184,10 @@ class BoundedNormal:
     """DreamerV3's continuous action distribution: ``Normal(tanh(mean), std)`` per dimension.
 
     mean, std_param: (..., A) raw network outputs; ``std = (max_std - min_std) sigmoid(std_param + 2) + min_std``.
-    Samples are clipped to [-1, 1] (the action the environment gets); ``log_prob`` is that of the
-    unclipped Normal evaluated at the given action. Log-prob and entropy sum over the action axis.
+    Samples are *not* clipped: imagination and the REINFORCE loss use the raw sample and its log-prob, and the
+    action is clipped to [-1, 1] only where it reaches an environment (``DreamerPolicy``), as DreamerV3 does.
+    (Clipping the sample and scoring the clipped value biases the score-function gradient near the bounds.)
+    Log-prob and entropy sum over the action axis.
     """
 
     def __init__(self, mean: Tensor, std_param: Tensor, min_std: float = 0.1, max_std: float = 1.0) -> None:
@@ -198,9 +200,7 @@ class BoundedNormal:
 
     def rsample(self, generator: torch.Generator | None = None) -> Tensor:
         noise = torch.randn(self.loc.shape, generator=generator, device=self.loc.device, dtype=self.loc.dtype)
-        raw = self.loc + self.std * noise
-        # clip with a straight-through gradient so backprop through dynamics still sees d(action)/d(loc)
-        return raw + (raw.clamp(-1.0, 1.0) - raw).detach()
+        return self.loc + self.std * noise
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         return self.rsample(generator).detach()

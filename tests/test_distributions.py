@@ -171,9 +171,43 @@ def test_bounded_normal_against_torch_normal():
     torch.testing.assert_close(d.log_prob(a), ref.log_prob(a).sum(-1))
     torch.testing.assert_close(d.entropy(), ref.entropy().sum(-1))
     s = d.sample(torch.Generator().manual_seed(0))
-    assert s.abs().max() <= 1.0
     assert torch.equal(s, d.sample(torch.Generator().manual_seed(0)))
     torch.testing.assert_close(d.mode(), torch.tanh(mean))
+
+
+def test_bounded_normal_reinforce_gradient_is_unbiased_near_the_bound():
+    """E[f(clip(a)) d log pi(a) / d mean] (the REINFORCE estimator with the env clipping the action) equals the
+    gradient of E[f(clip(a))], computed independently by quadrature and a finite difference.
+    At loc 0.905, std 0.89 a third of the samples fall beyond +1: clipping the sample before scoring it
+    (the old behaviour) gave about a quarter of the true gradient."""
+    import math
+
+    loc, std = 0.905, 0.89
+    mean = torch.tensor([math.atanh(loc)], dtype=torch.float64, requires_grad=True)
+    std_param = torch.tensor([math.log((std - 0.1) / (1.0 - std)) - 2.0], dtype=torch.float64)
+    f = lambda a: a.clamp(-1.0, 1.0) ** 2 + a.clamp(-1.0, 1.0)  # noqa: E731  (reward of the executed action)
+
+    def expected(mu: float) -> float:  # E[f(clip(a))], a ~ N(mu, std), trapezoid over +-10 std
+        a = torch.linspace(mu - 10 * std, mu + 10 * std, 200_001, dtype=torch.float64)
+        pdf = torch.exp(-0.5 * ((a - mu) / std) ** 2) / (std * math.sqrt(2 * math.pi))
+        return float(torch.trapezoid(f(a) * pdf, a))
+
+    h = 1e-4
+    true_dloc = (expected(loc + h) - expected(loc - h)) / (2 * h)
+    true_dmean = true_dloc * (1 - loc**2)  # loc = tanh(mean)
+
+    n = 400_000
+    d = BoundedNormal(mean.expand(n, 1), std_param.expand(n, 1), min_std=0.1, max_std=1.0)
+    a = d.sample(torch.Generator().manual_seed(0))
+    weights = f(a[:, 0]).detach()
+    logp = d.log_prob(a)
+    (grad,) = torch.autograd.grad((weights * logp).mean(), mean)
+    # per-sample terms for the standard error (score of mean is linear in the sample)
+    score = (a[:, 0] - loc) / std**2 * (1 - loc**2)
+    estimate_terms = weights * score
+    se = float(estimate_terms.std() / math.sqrt(n))
+    assert abs(float(grad) - float(estimate_terms.mean())) < 1e-5  # autograd = the closed-form score
+    assert abs(float(grad) - true_dmean) < 4 * se, (float(grad), true_dmean, se)
 
 
 def test_tanh_normal_against_torch_transformed():

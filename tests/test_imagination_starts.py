@@ -194,3 +194,23 @@ def test_the_benchmark_times_the_methods_the_update_calls(monkeypatch):
                     "action": np.int64(t % A), "reward": np.float32(0), "is_first": t == 0, "is_last": False, "is_terminal": False})
     agent.update(replay, torch.Generator().manual_seed(0))
     assert calls == {"train_world_model": 4, "imagination_starts": 4, "train_actor_critic": 4}
+
+
+def test_the_acting_policy_clips_continuous_actions_to_the_env_range():
+    """Imagination uses the raw Normal sample (DreamerV3); only the env and the carried model state see the
+    clipped action."""
+    from agents.dreamer.agent import DreamerAgent
+    from agents.dreamer.config import ActorCriticConfig, DreamerConfig, WorldModelSection
+
+    spaces = {"image_shape": None, "vector_dim": VEC, "action_dim": 2, "discrete": False}
+    ac = ActorCriticConfig(actor_units=16, critic_units=16, actor_layers=1, critic_layers=1, num_bins=15)
+    agent = DreamerAgent(WorldModelSection("s4wm", "debug"), ac, DreamerConfig(), spaces, torch.device("cpu"), seed=0)
+    with torch.no_grad():
+        agent.ac.actor.net[-1].bias.copy_(torch.tensor([3.0, -3.0, 5.0, 5.0]))  # loc near +-1, std at its max
+    policy = agent.policy(generator=torch.Generator().manual_seed(0))
+    obs = {"vector": np.zeros((256, VEC), np.float32)}
+    action, state = policy.act(obs, np.ones(256, bool), policy.initial_state(256))
+    assert np.abs(action).max() <= 1.0 and (np.abs(action) == 1.0).any()
+    assert state.action.abs().max() <= 1.0
+    raw = agent.ac.act(torch.zeros(256, agent.wm.feat_dim), generator=torch.Generator().manual_seed(0))
+    assert raw.abs().max() > 1.0  # the raw samples do leave the range

@@ -197,6 +197,8 @@ class DreamerPolicy:
         first_t = torch.as_tensor(first, device=agent.device)
         _, features, state = agent.wm.observe_step(obs_t, first_t, state, generator=self.generator)
         action = agent.ac.act(features, sample=not self.greedy, generator=self.generator)
+        if not agent.spaces["discrete"]:
+            action = action.clamp(-1.0, 1.0)  # the env's range; the model sees what the env executes
         state = agent.wm.with_action(state, action)
         if agent.spaces["discrete"]:
             return action.argmax(-1).cpu().numpy(), state
