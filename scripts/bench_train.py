@@ -20,7 +20,6 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import sys
@@ -52,7 +51,7 @@ def setup(words: list[str], seed: int, extra_steps: int = 0):
     returns (cfg, agent, replay, engine, action_space, seconds per random env step). Shared with
     ``profile_train.py``."""
     import envs
-    from agents.dreamer.agent import DreamerAgent, space_info
+    from agents.dreamer.agent import DreamerAgent, replay_config, space_info
     from ssmrl.replay import ReplayBuffer
     from ssmrl.rollout import RandomPolicy, RolloutConfig, RolloutEngine
     from ssmrl.runs.schema import resolve_device
@@ -70,8 +69,8 @@ def setup(words: list[str], seed: int, extra_steps: int = 0):
 
     # Enough random steps for every sampled window (world-model windows are seq_len long).
     fill = max(dcfg.seq_len, dcfg.imag_context) + 64
-    replay = ReplayBuffer(dataclasses.replace(cfg.replay, capacity=max(fill + extra_steps + 16, 4096), num_streams=1,
-                                              directory=None, verbose=False, seed=seed))
+    replay = ReplayBuffer(replay_config(cfg.replay, dcfg, capacity=max(fill + extra_steps + 16, 4096), num_streams=1,
+                                        directory=None, verbose=False, seed=seed))
     engine = RolloutEngine.from_env_id(cfg.env.id, 1, replay, RolloutConfig(seed=seed), **cfg.env.options)
     t0 = time.perf_counter()
     engine.run(RandomPolicy(action_space, 1, seed=seed), fill)

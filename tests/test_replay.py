@@ -225,7 +225,7 @@ def spread_counts(buf: ReplayBuffer, seed: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def test_dfs_frequencies_match_the_formula_at_fixed_counts():
-    buf = make(num_streams=2, capacity=80, sampler="dfs", seed=5)
+    buf = make(num_streams=2, capacity=80, sampler="dfs", seed=5, dfs_imagination_divisor=64.0)
     fill(buf, {0: [20, 20], 1: [40]})
     length = 4
     cands = buf.candidates(length)
@@ -244,15 +244,35 @@ def test_dfs_frequencies_match_the_formula_at_fixed_counts():
         buf.sampler.n[:] = n0
     ok, stat = chi2_ok(counts, 6000 * p_train)
     assert ok, stat
-    # imagination draws: with replacement from fixed p; m grows by the multiplicity of each pick
-    b = buf.sample(20000, length, "imagination", with_index=True)
+    # imagination draws: one start at a time from fixed p (counts restored after each)
     counts = np.zeros(len(cands))
-    for s, a in zip(b["stream_id"][:, 0].tolist(), b["step_id"][:, 0].tolist()):
-        counts[key[(s, a)]] += 1
-    ok, stat = chi2_ok(counts, 20000 * p_imag)
+    for _ in range(6000):
+        b = buf.sample(1, length, "imagination", with_index=True)
+        counts[key[(int(b["stream_id"][0, 0]), int(b["step_id"][0, 0]))]] += 1
+        buf.sampler.m[:] = m0
+    ok, stat = chi2_ok(counts, 6000 * p_imag)
     assert ok, stat
-    np.testing.assert_array_equal(buf.sampler.m[cands.slot] - m0[cands.slot], counts)
     np.testing.assert_array_equal(buf.sampler.n, n0)  # imagination leaves n alone
+    # a batch of starts is drawn without replacement (Drama), each pick counted once in m
+    k = len(cands) // 2
+    b = buf.sample(k, length, "imagination", with_index=True)
+    picked = [key[(s, a)] for s, a in zip(b["stream_id"][:, 0].tolist(), b["step_id"][:, 0].tolist())]
+    assert len(set(picked)) == k
+    np.testing.assert_array_equal(buf.sampler.m[cands.slot] - m0[cands.slot], np.isin(np.arange(len(cands)), picked))
+
+
+def test_dfs_imagination_divisor_is_the_number_of_starts_per_world_model_window():
+    from agents.dreamer.agent import replay_config
+    from agents.dreamer.config import DreamerConfig
+
+    for batch, starts in ((16, 1024), (8, 128), (4, 8)):
+        cfg = replay_config(ReplayConfig(sampler="dfs"), DreamerConfig(batch_size=batch, imag_batch=starts))
+        assert cfg.dfs_imagination_divisor == starts / batch
+    assert replay_config(ReplayConfig(dfs_imagination_divisor=3.0), DreamerConfig()).dfs_imagination_divisor == 3.0
+    buf = make(num_streams=1, capacity=40, sampler="dfs")
+    fill(buf, {0: [40]})
+    with pytest.raises(ValueError, match="dfs_imagination_divisor"):
+        buf.sample(2, 4, "imagination")
 
 
 def test_dfs_counts_restart_when_a_slot_is_overwritten():

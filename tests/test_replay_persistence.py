@@ -30,7 +30,7 @@ def write(buffer: ReplayBuffer, start: int, steps: int, seed: int) -> None:
 
 
 def config(tmp_path, **kw) -> ReplayConfig:
-    base = dict(capacity=2 * 40, num_streams=2, chunk_size=8, sampler="dfs", seed=4, directory=str(tmp_path), verbose=False)
+    base = dict(capacity=2 * 40, num_streams=2, chunk_size=8, sampler="dfs", seed=4, dfs_imagination_divisor=64.0, directory=str(tmp_path), verbose=False)
     base.update(kw)
     return ReplayConfig(**base)
 
@@ -142,7 +142,7 @@ def test_missing_and_corrupt_chunks_name_the_file(tmp_path):
 
 
 def test_memory_only_state_restores_sampler():
-    cfg = ReplayConfig(capacity=50, sampler="dfs", seed=2, verbose=False)
+    cfg = ReplayConfig(capacity=50, sampler="dfs", seed=2, verbose=False, dfs_imagination_divisor=64.0)
     a, b = ReplayBuffer(cfg), ReplayBuffer(cfg)
     rng = np.random.default_rng(0)
     for t in range(30):

@@ -15,6 +15,7 @@ never re-running past frames; the state is zeroed where ``first`` is True.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,15 @@ from agents.dreamer.actor_critic import ActorCritic, ActorCriticLearner
 from agents.dreamer.config import ActorCriticConfig, DreamerConfig, WorldModelSection
 from agents.dreamer.optim import build_optimizer, clip_grad_norm
 from ssmrl.replay.buffer import to_torch
+from ssmrl.replay.config import ReplayConfig
 from ssmrl.world_models import WorldModel, WorldModelState, make_config
+
+
+def replay_config(replay: ReplayConfig, cfg: DreamerConfig, **changes) -> ReplayConfig:
+    """The learner's replay settings (``changes`` applied): DFS's imagination divisor defaults to the number of
+    imagination starts per world-model window, imag_batch / batch_size (Drama)."""
+    divisor = replay.dfs_imagination_divisor or cfg.imag_batch / cfg.batch_size
+    return dataclasses.replace(replay, dfs_imagination_divisor=divisor, **changes)
 
 
 def space_info(observation_space, action_space) -> dict[str, Any]:

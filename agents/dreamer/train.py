@@ -4,7 +4,6 @@ checkpoint, so ``ssmrl train`` on the same run directory continues where the las
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 import torch
 
 import envs
-from agents.dreamer.agent import DreamerAgent, space_info
+from agents.dreamer.agent import DreamerAgent, replay_config, space_info
 from ssmrl.evaluation import play_episodes, summarize
 from ssmrl.replay import ReplayBuffer
 from ssmrl.rollout import RandomPolicy, RolloutConfig, RolloutEngine
@@ -100,8 +99,8 @@ def train(run: Run) -> None:
                                                        "actor_critic": sum(p.numel() for p in agent.ac.parameters())})
     print(f"world model {cfg.wm.preset}/{cfg.wm.size}: {agent.wm.num_parameters():,} parameters", flush=True)
     num_envs = cfg.env.num_envs
-    replay_cfg = dataclasses.replace(cfg.replay, num_streams=num_envs, seed=seeds.int("replay") % 2**31,
-                                     directory=str(run.directory / "replay"))
+    replay_cfg = replay_config(cfg.replay, dcfg, num_streams=num_envs, seed=seeds.int("replay") % 2**31,
+                               directory=str(run.directory / "replay"))
     replay = ReplayBuffer(replay_cfg)
     learn_gen = seeds.torch("learner", agent.device)
     act_gen = seeds.torch("acting", agent.device)

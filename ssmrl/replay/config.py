@@ -18,8 +18,10 @@ class ReplayConfig:
         or "dfs" (Drama's count-based sampler; world-model batches without replacement).
     seed: seeds the sampler's own ``np.random.Generator``.
     recency_half_life: steps (per stream) after which a window's recency weight halves.
-    dfs_*: Drama's constants (REFERENCES.md): tau = 10 for world-model batches, imagination scores
-        n - alpha m~ - beta max(0, n - m~) with m~ = m / 64 and temperature 10.
+    dfs_*: Drama's constants: tau = 10 for world-model batches, imagination scores
+        n - alpha m~ - beta max(0, n - m~) with m~ = m / divisor and temperature 10. Drama's divisor is the
+        number of imagination starts per world-model window, imag_batch / batch_size (1024 / 16 = 64); None
+        lets the Dreamer learner set exactly that.
     directory: folder of the append-only chunk files and ``index.json``; None keeps the buffer in memory only.
     chunk_size: steps per chunk file per stream (must not exceed the per-stream capacity).
     compress: write chunks with ``np.savez_compressed`` (smaller, slower) instead of ``np.savez``.
@@ -36,7 +38,7 @@ class ReplayConfig:
     recency_half_life: float = 10_000.0
     dfs_tau: float = 10.0
     dfs_imagination_tau: float = 10.0
-    dfs_imagination_divisor: float = 64.0
+    dfs_imagination_divisor: float | None = None  # None: imag_batch / batch_size, set by the learner
     dfs_alpha: float = 1.0
     dfs_beta: float = 1.0
     directory: str | None = None
@@ -60,7 +62,7 @@ class ReplayConfig:
                 f"capacity // num_streams = {self.stream_capacity}"
             )
         for name in ("recency_half_life", "dfs_tau", "dfs_imagination_tau", "dfs_imagination_divisor"):
-            if getattr(self, name) <= 0:
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.keep_commits < 1:
             raise ValueError(f"keep_commits must be >= 1, got {self.keep_commits}")

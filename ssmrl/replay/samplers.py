@@ -103,8 +103,9 @@ class DFSSampler(Sampler):
 
     Every slot i keeps n_i (times it started a world-model window) and m_i (times it started imagination).
     purpose="train": P(i) = softmax(-n_i / tau)_i, tau = 10, drawn without replacement; n_i += 1 per pick.
-    purpose="imagination": m~ = m / 64, score = n - alpha m~ - beta max(0, n - m~) (= min(0, n - m~) for
-    alpha = beta = 1), P = softmax(score / 10), drawn with replacement; m_i += 1 per pick.
+    purpose="imagination": m~ = m / divisor (imag_batch / batch_size), score = n - alpha m~ - beta max(0, n - m~)
+    (= min(0, n - m~) for alpha = beta = 1), P = softmax(score / 10), drawn without replacement as Drama does
+    (with replacement only when more starts are asked for than exist); m_i += 1 per pick.
     """
 
     kind = "dfs"
@@ -120,6 +121,9 @@ class DFSSampler(Sampler):
         n = self.n[cands.slot].astype(np.float64)
         if purpose == "train":
             return _softmax(-n / c.dfs_tau)
+        if c.dfs_imagination_divisor is None:
+            raise ValueError("replay.dfs_imagination_divisor is unset (the Dreamer learner sets it to "
+                             "imag_batch / batch_size); set it to sample imagination starts directly")
         m_tilde = self.m[cands.slot].astype(np.float64) / c.dfs_imagination_divisor
         score = n - c.dfs_alpha * m_tilde - c.dfs_beta * np.maximum(0.0, n - m_tilde)
         return _softmax(score / c.dfs_imagination_tau)
@@ -136,8 +140,8 @@ class DFSSampler(Sampler):
             idx = self.rng.choice(len(cands), size=k, replace=False, p=p)
             self.n[cands.slot[idx]] += 1  # distinct slots: plain fancy increment is exact
         else:
-            idx = self.rng.choice(len(cands), size=k, replace=True, p=p)
-            np.add.at(self.m, cands.slot[idx], 1)  # repeated picks each count
+            idx = self.rng.choice(len(cands), size=k, replace=k > len(cands), p=p)
+            np.add.at(self.m, cands.slot[idx], 1)  # repeated picks (only when k > candidates) each count
         return idx
 
     def on_overwrite(self, slots: np.ndarray) -> None:
