@@ -11,10 +11,12 @@
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
@@ -81,15 +83,45 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+LOCK_FILE = ".lock"
+
+
+class RunLockedError(ConfigError):
+    """Another live process holds the run directory."""
+
+
+def lock_run_directory(directory: Path):
+    """Take the exclusive lock of a run directory (creating it): an open file whose ``flock`` dies with the
+    process, so a crashed or killed run never leaves a stale lock. Raises :class:`RunLockedError` naming the
+    holder's pid and host while another process holds it. Returns the open lock file (keep it open)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = open(directory / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise RunLockedError(f"run directory {directory} is in use by another process ({holder}); "
+                             "wait for it to finish or stop it first") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on host {socket.gethostname()}\n")
+    handle.flush()
+    return handle
+
+
 @dataclass
 class Run:
-    """An open run directory. ``resumed_step`` is the checkpoint step on resume, else None."""
+    """An open run directory. ``resumed_step`` is the checkpoint step on resume, else None.
+    Runs made by :meth:`open` hold the directory's lock until :meth:`close` (or the process ends)."""
 
     directory: Path
     config: Any
     resumed: bool
 
     def __post_init__(self):
+        self._lock = None
         self.directory = Path(self.directory)
         for sub in ("checkpoints", "videos", "tb"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
@@ -109,32 +141,18 @@ class Run:
         merged, given = resolve_args(args)
         config_file = directory / "config.yaml"
         if config_file.is_file():
-            recorded = load_yaml(config_file)
-            changes = {}
-            for key, value in flatten(given).items():
-                old = flatten(recorded).get(key, _MISSING)
-                if old == value:
-                    continue
-                if not key.startswith(RESUMABLE_PREFIXES):
-                    raise ConfigError(
-                        f"cannot change {key} when resuming {directory} (run has {old if old is not _MISSING else 'no such key'!r}, "
-                        f"command line says {value!r}); only {list(RESUMABLE_PREFIXES)} may change; use a new --run-dir"
-                    )
-                changes[key] = value
-            data = recorded
-            for key, value in changes.items():
-                data = deep_merge(data, _nest(key, value))
-            config = from_dict(schema, data)
-            run = cls(directory, config, resumed=True)
-            if changes:
-                print(f"resume: applying {changes}", file=sys.stderr)
-                atomic_write(config_file, lambda f: f.write(dump_yaml(config)), mode="w")
-            run.update_info(resumes=run.info().get("resumes", []) + [{"time": time.time(), "argv": sys.argv, "changes": changes}])
-            return run
-        if directory.exists() and any(directory.iterdir()):
+            lock = lock_run_directory(directory)  # before reading: a live run may be rewriting its files
+            try:
+                return cls._resume(directory, given, schema, lock)
+            except BaseException:
+                lock.close()
+                raise
+        if directory.exists() and any(p.name != LOCK_FILE for p in directory.iterdir()):
             raise ConfigError(f"run directory {directory} exists, is not empty and has no config.yaml")
-        config = from_dict(schema, merged)
+        config = from_dict(schema, merged)  # validated before anything is created
+        lock = lock_run_directory(directory)
         run = cls(directory, config, resumed=False)
+        run._lock = lock
         atomic_write(config_file, lambda f: f.write(dump_yaml(config)), mode="w")
         run.update_info(
             command=command,
@@ -145,6 +163,34 @@ class Run:
             git=git_commit(),
             machine=machine_info(),
         )
+        return run
+
+    @classmethod
+    def _resume(cls, directory: Path, given: dict, schema: type, lock) -> "Run":
+        """Resume the run in ``directory`` (locked by the caller with ``lock``)."""
+        config_file = directory / "config.yaml"
+        recorded = load_yaml(config_file)
+        changes = {}
+        for key, value in flatten(given).items():
+            old = flatten(recorded).get(key, _MISSING)
+            if old == value:
+                continue
+            if not key.startswith(RESUMABLE_PREFIXES):
+                raise ConfigError(
+                    f"cannot change {key} when resuming {directory} (run has {old if old is not _MISSING else 'no such key'!r}, "
+                    f"command line says {value!r}); only {list(RESUMABLE_PREFIXES)} may change; use a new --run-dir"
+                )
+            changes[key] = value
+        data = recorded
+        for key, value in changes.items():
+            data = deep_merge(data, _nest(key, value))
+        config = from_dict(schema, data)
+        run = cls(directory, config, resumed=True)
+        run._lock = lock
+        if changes:
+            print(f"resume: applying {changes}", file=sys.stderr)
+            atomic_write(config_file, lambda f: f.write(dump_yaml(config)), mode="w")
+        run.update_info(resumes=run.info().get("resumes", []) + [{"time": time.time(), "argv": sys.argv, "changes": changes}])
         return run
 
     @classmethod
@@ -202,6 +248,9 @@ class Run:
             self._writer.flush()
             self._writer.close()
             self._writer = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
 
 _MISSING = object()
