@@ -16,6 +16,7 @@ from ssmrl.evaluation import play_episodes, summarize
 from ssmrl.replay import ReplayBuffer
 from ssmrl.rollout import RandomPolicy, RolloutConfig, RolloutEngine
 from ssmrl.runs.checkpoint import CheckpointError
+from ssmrl.runs.interrupt import StopRequest
 from ssmrl.runs.progress import progress
 from ssmrl.runs.run import Run
 from ssmrl.runs.schema import resolve_device
@@ -121,46 +122,49 @@ def train(run: Run) -> None:
     averages = _Averages()
     bar = progress(total=cfg.train.steps, initial=counters["env_steps"], desc=f"{cfg.agent} {cfg.env.id}")
     clock, clock_steps = time.time(), counters["env_steps"]
-    try:
-        while counters["env_steps"] < cfg.train.steps:
-            acting = warmup if counters["env_steps"] < dcfg.warmup_steps else policy
-            for episode in engine.step(acting):
-                counters["episodes"] += 1
-                run.log_score(counters["env_steps"] + num_envs, kind="train", episode=counters["episodes"],
-                              episode_return=episode.episode_return, episode_length=episode.length)
-                averages.add({"episode/return": episode.episode_return, "episode/length": episode.length})
-            counters["env_steps"] += num_envs
-            bar.update(num_envs)
-            step = counters["env_steps"]
-            if step >= dcfg.warmup_steps:
-                counters["update_credit"] += dcfg.train_ratio * num_envs
-                while counters["update_credit"] >= 1.0:
-                    counters["update_credit"] -= 1.0
-                    averages.add(agent.update(replay, learn_gen))
-            if step - counters["last_log"] >= cfg.train.log_every:
-                counters["last_log"] = step
-                now = time.time()
-                metrics = averages.pop()
-                metrics.update({"perf/env_steps_per_s": (step - clock_steps) / max(now - clock, 1e-9),
-                                "perf/updates": agent.updates, "perf/replay_steps": len(replay)})
-                clock, clock_steps = now, step
-                run.log_metrics(step, metrics)
-                bar.set_postfix({k: f"{metrics[k]:.3g}" for k in ("episode/return", "wm/loss") if k in metrics})
-            if cfg.train.eval_every and step - counters["last_eval"] >= cfg.train.eval_every:
-                counters["last_eval"] = step
-                evaluate(run, agent, step, cfg.train.eval_episodes)
-            if cfg.train.video_every and step >= dcfg.warmup_steps and step - counters["last_video"] >= cfg.train.video_every:
-                counters["last_video"] = step
-                replay_videos(run, agent, replay, step)
-            if step - counters["last_checkpoint"] >= cfg.train.checkpoint_every:
-                counters["last_checkpoint"] = step
-                run.checkpointer.save(step)
-        if counters["last_checkpoint"] != counters["env_steps"]:
-            counters["last_checkpoint"] = counters["env_steps"]
-            run.checkpointer.save(counters["env_steps"])
-    finally:
-        bar.close()
-        engine.close()
+    with StopRequest() as stop:
+        try:
+            while counters["env_steps"] < cfg.train.steps:
+                acting = warmup if counters["env_steps"] < dcfg.warmup_steps else policy
+                for episode in engine.step(acting):
+                    counters["episodes"] += 1
+                    run.log_score(counters["env_steps"] + num_envs, kind="train", episode=counters["episodes"],
+                                  episode_return=episode.episode_return, episode_length=episode.length)
+                    averages.add({"episode/return": episode.episode_return, "episode/length": episode.length})
+                counters["env_steps"] += num_envs
+                bar.update(num_envs)
+                step = counters["env_steps"]
+                if step >= dcfg.warmup_steps:
+                    counters["update_credit"] += dcfg.train_ratio * num_envs
+                    while counters["update_credit"] >= 1.0:
+                        counters["update_credit"] -= 1.0
+                        averages.add(agent.update(replay, learn_gen))
+                if step - counters["last_log"] >= cfg.train.log_every:
+                    counters["last_log"] = step
+                    now = time.time()
+                    metrics = averages.pop()
+                    metrics.update({"perf/env_steps_per_s": (step - clock_steps) / max(now - clock, 1e-9),
+                                    "perf/updates": agent.updates, "perf/replay_steps": len(replay)})
+                    clock, clock_steps = now, step
+                    run.log_metrics(step, metrics)
+                    bar.set_postfix({k: f"{metrics[k]:.3g}" for k in ("episode/return", "wm/loss") if k in metrics})
+                if cfg.train.eval_every and step - counters["last_eval"] >= cfg.train.eval_every:
+                    counters["last_eval"] = step
+                    evaluate(run, agent, step, cfg.train.eval_episodes)
+                if cfg.train.video_every and step >= dcfg.warmup_steps and step - counters["last_video"] >= cfg.train.video_every:
+                    counters["last_video"] = step
+                    replay_videos(run, agent, replay, step)
+                if step - counters["last_checkpoint"] >= cfg.train.checkpoint_every or stop.requested:
+                    counters["last_checkpoint"] = step
+                    run.checkpointer.save(step)
+                if stop.requested:  # SIGINT/SIGTERM: checkpointed at this step, now stop
+                    stop.finish(step)
+            if counters["last_checkpoint"] != counters["env_steps"]:
+                counters["last_checkpoint"] = counters["env_steps"]
+                run.checkpointer.save(counters["env_steps"])
+        finally:
+            bar.close()
+            engine.close()
 
 
 def load_agent(run: Run, checkpoint: Path | None = None) -> tuple[DreamerAgent, int]:

@@ -20,6 +20,7 @@ from agents.offline.io import load_dataset
 from agents.offline.trainer import OfflineTrainer, evaluate_checkpoint, train_offline
 from ssmrl.runs.checkpoint import CheckpointError
 from ssmrl.runs.config import ConfigError
+from ssmrl.runs.interrupt import StopRequest
 from ssmrl.runs.run import Run, package_versions
 from ssmrl.runs.schema import resolve_device
 from ssmrl.runs.seeding import seed_everything
@@ -69,8 +70,12 @@ def train(run: Run) -> None:
         run.log_score(step, **fields)
         run.log_metrics(step, {"eval/return": result["return_mean"]})
 
-    result = train_offline(ocfg, arrays, meta, trainer=trainer, on_log=on_log, on_eval=on_eval)
-    run.checkpointer.save(trainer.step)
+    with StopRequest() as stop:
+        result = train_offline(ocfg, arrays, meta, trainer=trainer, on_log=on_log, on_eval=on_eval,
+                               should_stop=lambda step: stop.requested)
+        run.checkpointer.save(trainer.step)
+        if result.get("stopped"):
+            stop.finish(trainer.step)
     summary = {k: v for k, v in result.items() if k not in ("trainer", "evals")}
     (run.directory / "offline_result.json").write_text(json.dumps(summary, indent=1, default=str))
 

@@ -172,12 +172,14 @@ class OfflineTrainer:
 def train_offline(cfg: OfflineConfig, dataset: str | dict[str, np.ndarray], metadata: dict[str, Any] | None = None,
                   env_fn: Callable[[int], gym.Env] | None = None, trainer: OfflineTrainer | None = None,
                   on_log: Callable[[int, dict], None] | None = None,
-                  on_eval: Callable[[int, dict, OfflineTrainer], None] | None = None) -> dict[str, Any]:
+                  on_eval: Callable[[int, dict, OfflineTrainer], None] | None = None,
+                  should_stop: Callable[[int], bool] | None = None) -> dict[str, Any]:
     """Train ``cfg.agent`` on ``dataset`` (a D4RL HDF5 path / Minari folder, or a D4RL array dict + ``metadata``).
 
     Evaluates every ``cfg.eval_every`` updates and at the end with ``cfg.eval_episodes`` episodes of
     ``env_fn(seed)`` (default: the dataset's env) conditioned on the target return. Pass a ``trainer`` restored
-    from a checkpoint to resume; ``on_eval(step, result, trainer)`` is the hook for checkpointing.
+    from a checkpoint to resume; ``on_eval(step, result, trainer)`` is the hook for checkpointing;
+    ``should_stop(step)`` is asked after every update (the caller checkpoints and stops when it says so).
     Returns ``{"evals": [...], "final": {...}, "train_time_s", "updates_per_s", "target_return", ...}``.
     """
     if isinstance(dataset, str):
@@ -220,6 +222,10 @@ def train_offline(cfg: OfflineConfig, dataset: str | dict[str, np.ndarray], meta
             on_log(trainer.step, last)
         if env_fn is not None and cfg.eval_every and trainer.step % cfg.eval_every == 0 and trainer.step < cfg.updates:
             run_eval()
+        if should_stop is not None and should_stop(trainer.step):
+            break
+    if trainer.step < cfg.updates:  # stopped early: no final evaluation
+        return {"agent": cfg.agent, "evals": evals, "final": {}, "trainer": trainer, "stopped": True}
     final = run_eval() if env_fn is not None and cfg.eval_episodes > 0 else {}
     return {"agent": cfg.agent, "evals": evals, "final": final, "last_losses": last, "train_time_s": train_time,
             "updates_per_s": (done_here / train_time) if train_time else None, "target_return": target,

@@ -22,6 +22,7 @@ from agents.worldmodel import metrics as M
 from agents.worldmodel.config import WorldModelTrainConfig
 from agents.worldmodel.evaluate import evaluate
 from ssmrl.replay import ReplayBuffer, to_torch
+from ssmrl.runs.interrupt import StopRequest
 from ssmrl.runs.progress import progress
 from ssmrl.runs.run import Run
 from ssmrl.runs.schema import resolve_device
@@ -189,45 +190,48 @@ def train(run: Run) -> dict[str, Any]:
     last: dict[str, Any] = {}
     bar = progress(total=cfg.train.steps, initial=counters["updates"], desc=f"worldmodel {cfg.wm.preset} {cfg.env.id}")
     tick, tick_updates = time.time(), counters["updates"]
-    try:
-        while counters["updates"] < cfg.train.steps:
-            wm.train()
-            batch = _batch(sampler.sample(wcfg.batch_size, seq_len), data.spaces["discrete"], device)
-            loss, metrics = wm.loss(batch, generator=learn_gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            metrics["grad_norm"] = clip_grad_norm(wm.parameters(), wcfg.optimizer.grad_clip)
-            opt.step()
-            sched.step()
-            counters["updates"] += 1
-            bar.update(1)
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            count += 1
+    with StopRequest() as stop:
+        try:
+            while counters["updates"] < cfg.train.steps:
+                wm.train()
+                batch = _batch(sampler.sample(wcfg.batch_size, seq_len), data.spaces["discrete"], device)
+                loss, metrics = wm.loss(batch, generator=learn_gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                metrics["grad_norm"] = clip_grad_norm(wm.parameters(), wcfg.optimizer.grad_clip)
+                opt.step()
+                sched.step()
+                counters["updates"] += 1
+                bar.update(1)
+                for k, v in metrics.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                count += 1
+                step = counters["updates"]
+                if step - counters["last_log"] >= cfg.train.log_every:
+                    counters["last_log"] = step
+                    now = time.time()
+                    row = {f"wm/{k}": v / count for k, v in sums.items()}
+                    row["perf/updates_per_s"] = (step - tick_updates) / max(now - tick, 1e-9)
+                    tick, tick_updates = now, step
+                    sums, count = {}, 0
+                    run.log_metrics(step, row)
+                    bar.set_postfix({"loss": f"{row['wm/loss']:.3g}"})
+                if cfg.train.eval_every and step - counters["last_eval"] >= cfg.train.eval_every:
+                    counters["last_eval"] = step
+                    last = run_eval(run, wm, data, step)
+                if step - counters["last_checkpoint"] >= cfg.train.checkpoint_every or stop.requested:
+                    counters["last_checkpoint"] = step
+                    run.checkpointer.save(step)
+                if stop.requested:  # SIGINT/SIGTERM: checkpointed at this update, now stop
+                    stop.finish(step)
             step = counters["updates"]
-            if step - counters["last_log"] >= cfg.train.log_every:
-                counters["last_log"] = step
-                now = time.time()
-                row = {f"wm/{k}": v / count for k, v in sums.items()}
-                row["perf/updates_per_s"] = (step - tick_updates) / max(now - tick, 1e-9)
-                tick, tick_updates = now, step
-                sums, count = {}, 0
-                run.log_metrics(step, row)
-                bar.set_postfix({"loss": f"{row['wm/loss']:.3g}"})
-            if cfg.train.eval_every and step - counters["last_eval"] >= cfg.train.eval_every:
+            if counters["last_eval"] != step:
                 counters["last_eval"] = step
                 last = run_eval(run, wm, data, step)
-            if step - counters["last_checkpoint"] >= cfg.train.checkpoint_every:
+            if counters["last_checkpoint"] != step:
                 counters["last_checkpoint"] = step
                 run.checkpointer.save(step)
-        step = counters["updates"]
-        if counters["last_eval"] != step:
-            counters["last_eval"] = step
-            last = run_eval(run, wm, data, step)
-        if counters["last_checkpoint"] != step:
-            counters["last_checkpoint"] = step
-            run.checkpointer.save(step)
-    finally:
-        bar.close()
+        finally:
+            bar.close()
     print("memory metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if isinstance(v, float)), flush=True)
     return last

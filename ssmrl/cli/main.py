@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ssmrl.runs.checkpoint import CheckpointError
 from ssmrl.runs.config import ConfigError
+from ssmrl.runs.interrupt import Interrupted
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -177,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, NotAvailable, FileNotFoundError) as err:
         print(f"ssmrl {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except Interrupted as err:
+        print(f"ssmrl {args.command}: {err}", file=sys.stderr)
+        return 128 + err.signum
     except KeyboardInterrupt:
         print(f"ssmrl {args.command}: interrupted; the last checkpoint is kept, run the same command to resume", file=sys.stderr)
         return 130

@@ -222,8 +222,9 @@ class Run:
         return self._writer
 
     def resume_from(self, step: int) -> None:
-        """Tell the logs that training continues from checkpoint ``step`` (later lines are dropped)."""
-        self._purge_step = step
+        """Tell the logs that training continues from checkpoint ``step`` (later lines are dropped; the point
+        logged at ``step`` itself belongs to the checkpoint and stays)."""
+        self._purge_step = step + 1
         for name in ("metrics.jsonl", "scores.jsonl"):
             path = self.directory / name
             if path.is_file():

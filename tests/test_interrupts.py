@@ -1,0 +1,71 @@
+"""Fault injection on run directories: signals mid-run, a second trainer on the same directory."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ssmrl.runs.checkpoint import Checkpointer
+
+WORDS = ["agent=drama", "env=memory/four-rooms", "env.options.max_steps=40", "env.options.image_size=16", "size=debug",
+         "train.log_every=10", "train.checkpoint_every=100000"]
+
+
+def _start(run_dir: Path, steps: int) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "ssmrl.cli.main", "train", *WORDS, f"train.steps={steps}",
+                             "--run-dir", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+
+
+def _wait_for_metrics(run_dir: Path, proc: subprocess.Popen, rows: int, timeout: float = 120.0) -> None:
+    path, t0 = run_dir / "metrics.jsonl", time.time()
+    while time.time() - t0 < timeout:
+        if path.is_file() and len(path.read_text().splitlines()) >= rows:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    raise TimeoutError("the trainer logged nothing")
+
+
+def _steps(run_dir: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_checkpoints_at_the_next_safe_point_and_the_resume_continues(tmp_path, sig):
+    run_dir = tmp_path / "run"
+    proc = _start(run_dir, steps=100_000)
+    _wait_for_metrics(run_dir, proc, rows=3)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err
+    assert f"stopped by {signal.Signals(sig).name}" in err and "checkpoint" in err
+    payload = Checkpointer(run_dir / "checkpoints").read()
+    stopped_at = int(payload["step"])
+    assert stopped_at > 0 and stopped_at == int(payload["objects"]["counters"]["env_steps"])
+    # the resume continues from the interrupt step: metrics rows stay unique and ordered
+    proc = _start(run_dir, steps=stopped_at + 40)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    steps = _steps(run_dir)
+    assert steps == sorted(steps) and len(steps) == len(set(steps)) and steps[-1] >= stopped_at + 30
+
+
+def test_a_second_trainer_on_a_live_run_directory_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    first = _start(run_dir, steps=100_000)
+    _wait_for_metrics(run_dir, first, rows=1)
+    second = _start(run_dir, steps=100_000)
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 2 and f"pid {first.pid}" in err and "in use" in err
+    assert first.poll() is None  # the first one is unaffected
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=120)
+    assert first.returncode == 128 + signal.SIGTERM
