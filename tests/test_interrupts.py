@@ -69,3 +69,33 @@ def test_a_second_trainer_on_a_live_run_directory_is_refused(tmp_path):
     first.send_signal(signal.SIGTERM)
     first.communicate(timeout=120)
     assert first.returncode == 128 + signal.SIGTERM
+
+
+def test_a_missing_index_is_rebuilt_and_a_truncated_checkpoint_recovered_explicitly(tmp_path, capsys):
+    """Deleting latest.json never restarts a run from step 0; after a truncated newest checkpoint (a clear error)
+    --from-checkpoint resumes from the previous one and the logs continue from there."""
+    from ssmrl.cli.main import main
+
+    run_dir = tmp_path / "run"
+    words = ["train", *WORDS[:-1], "train.checkpoint_every=40", "--run-dir", str(run_dir)]
+    assert main([*words, "train.steps=120"]) == 0
+    ckpts = Checkpointer(run_dir / "checkpoints")
+    assert [p.name for p in ckpts.all()] == ["ckpt-000000080.pt", "ckpt-000000120.pt"]
+    (run_dir / "checkpoints" / "latest.json").unlink()
+    assert main([*words, "train.steps=160"]) == 0  # rebuilt from ckpt 120, continued to 160
+    err = capsys.readouterr().err
+    assert "now points at ckpt-000000120.pt" in err
+    assert Checkpointer(run_dir / "checkpoints").read()["step"] == 160
+    steps = _steps(run_dir)
+    assert steps == sorted(steps) and len(steps) == len(set(steps)) and steps[0] < 40  # not restarted
+
+    newest = run_dir / "checkpoints" / "ckpt-000000160.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated
+    assert main([*words, "train.steps=200"]) == 2
+    assert "corrupt or truncated" in capsys.readouterr().err
+    previous = run_dir / "checkpoints" / "ckpt-000000120.pt"
+    assert main([*words, "train.steps=200", "--from-checkpoint", str(previous)]) == 0
+    assert (run_dir / "checkpoints" / "ckpt-000000160.pt.rejected").is_file()
+    assert Checkpointer(run_dir / "checkpoints").read()["step"] == 200
+    steps = _steps(run_dir)
+    assert steps == sorted(steps) and len(steps) == len(set(steps))

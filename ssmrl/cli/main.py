@@ -66,7 +66,11 @@ def _run_trainer(args: argparse.Namespace, command: str, trainers: dict[str, str
     from ssmrl.runs.schema import Config
 
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.words)
+    if args.from_checkpoint and not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"--from-checkpoint resumes an existing run, and {run_dir} holds none")
     run = Run.open(run_dir, args.words, Config, command=command)
+    if args.from_checkpoint:
+        run.checkpointer.recover(args.from_checkpoint)
     if run.config.agent not in trainers:
         raise ConfigError(f"unknown agent {run.config.agent!r} for ssmrl {command}; valid agents: {sorted(trainers)}")
     trainer = _load(trainers[run.config.agent], f"agent {run.config.agent!r}")
@@ -124,14 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     words_help = "presets group=name (agent=, env=, size=) and overrides key.sub=value"
+    recover_help = ("resume from this checkpoint of the run (e.g. after a truncated newest one): latest.json is "
+                    "pointed at it and later checkpoints are renamed *.pt.rejected")
     p = sub.add_parser("train", help="train an online agent (resumes when --run-dir exists)")
     p.add_argument("words", nargs="*", help=words_help)
     p.add_argument("--run-dir", help="run directory (default: runs/<presets>)")
+    p.add_argument("--from-checkpoint", metavar="FILE", help=recover_help)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("offline", help="train an offline agent (dm, dt, bc) from a dataset")
     p.add_argument("words", nargs="*", help=words_help + "; dataset=<path-or-id>")
     p.add_argument("--run-dir", help="run directory (default: runs/<presets>)")
+    p.add_argument("--from-checkpoint", metavar="FILE", help=recover_help)
     p.set_defaults(func=cmd_offline)
 
     p = sub.add_parser("eval", help="evaluate a run directory or checkpoint")

@@ -8,6 +8,11 @@ Layout of ``checkpoints/``::
 Every file is written to a temporary name, flushed to disk and renamed over its final name, so a crash mid-write
 leaves the previous checkpoint and ``latest.json`` untouched. The sha256 in ``latest.json`` catches a checkpoint
 that was truncated or altered afterwards.
+
+Recovery: a directory that holds checkpoints but no ``latest.json`` is never treated as empty: the index is rebuilt
+from the newest checkpoint that reads back whole (``latest``). ``recover(path)`` points the index at a chosen
+checkpoint (``ssmrl train ... --from-checkpoint FILE``); checkpoints after it are renamed ``*.pt.rejected`` so
+they can neither be resumed nor displace the good ones when old files are pruned.
 """
 from __future__ import annotations
 
@@ -93,9 +98,42 @@ class Checkpointer:
         return sorted(self.directory.glob("ckpt-*.pt"))
 
     def latest(self) -> Path | None:
-        """The checkpoint named by ``latest.json`` (None when there is none)."""
+        """The checkpoint named by ``latest.json``; None when the directory holds no checkpoint. Without the index
+        but with checkpoint files, the index is rebuilt from the newest one that reads back (with a warning)."""
         record = self._latest_record()
+        if record is None and self.all():
+            return self.recover()
         return None if record is None else self.directory / record["file"]
+
+    def recover(self, path: str | Path | None = None) -> Path:
+        """Point ``latest.json`` at ``path`` (verified by reading it back) or, without a path, at the newest
+        checkpoint that reads back; later checkpoint files are renamed ``*.pt.rejected``. Returns the file."""
+        import sys
+
+        if path is not None:
+            chosen = Path(path)
+            self.read(chosen)  # raises CheckpointError naming the file if it is unusable
+            chosen = chosen.resolve()
+            if chosen.parent != self.directory.resolve():
+                raise CheckpointError(f"{path} is not a checkpoint of this run ({self.directory})")
+        else:
+            chosen, errors = None, []
+            for candidate in reversed(self.all()):
+                try:
+                    self.read(candidate)
+                    chosen = candidate
+                    break
+                except CheckpointError as err:
+                    errors.append(str(err))
+            if chosen is None:
+                raise CheckpointError(f"no checkpoint in {self.directory} reads back: {'; '.join(errors)}")
+        for later in self.all():
+            if later.name > chosen.name:
+                later.rename(later.with_name(later.name + ".rejected"))
+        record = {"file": chosen.name, "step": int(self.read(chosen)["step"]), "sha256": sha256(chosen)}
+        atomic_write(self.directory / LATEST, lambda f: f.write(json.dumps(record, indent=1)), mode="w")
+        print(f"checkpoints: {LATEST} now points at {chosen.name} (step {record['step']})", file=sys.stderr, flush=True)
+        return self.directory / chosen.name
 
     def _latest_record(self) -> dict | None:
         index = self.directory / LATEST
