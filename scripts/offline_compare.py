@@ -37,9 +37,13 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--d-state", type=int, default=16)
     p.add_argument("--expand", type=int, default=2)
-    p.add_argument("--pser-stages", type=int, default=4)
+    p.add_argument("--pser-schedule", choices=("iterations", "stages"), default="iterations",
+                   help="iterations: Decision Mamba's public code (2,500-update stages, alpha capped at 0.5)")
+    p.add_argument("--pser-stages", type=int, default=4, help="number of equal stages with --pser-schedule stages")
     p.add_argument("--eval-episodes", type=int, default=5)
-    p.add_argument("--act-reset-every", type=int, default=0, help="0: carry the state over the whole episode")
+    p.add_argument("--act-reset-every", type=int, default=0,
+                   help="0: DM acts on a sliding window of the last K steps (default); n > 0: DM carries its "
+                        "recurrent state, restarting it every n env steps")
     p.add_argument("--also-eval-reset-every", type=int, default=0,
                    help="n > 0: also evaluate each trained model with the context restarted every n steps")
     p.add_argument("--threads", type=int, default=1)
@@ -57,7 +61,9 @@ def main() -> None:
                 cfg = OfflineConfig(agent=agent, seed=seed, context=a.context, batch_size=a.batch_size, lr=a.lr,
                                     warmup_steps=a.warmup, updates=a.updates, eval_every=0,
                                     eval_episodes=a.eval_episodes, log_every=0, model=model,
-                                    pser=PSERConfig(stages=a.pser_stages), act_reset_every=a.act_reset_every or None)
+                                    pser=PSERConfig(schedule=a.pser_schedule, stages=a.pser_stages),
+                                    acting="recurrent" if a.act_reset_every else "window",
+                                    act_reset_every=a.act_reset_every or None)
                 t0 = time.perf_counter()
                 out = train_offline(cfg, arrays, meta)
                 final = out["final"]
@@ -69,7 +75,7 @@ def main() -> None:
                        "last_losses": out["last_losses"], "wall_s": time.perf_counter() - t0,
                        "params": sum(p.numel() for p in out["trainer"].model.parameters())}
                 if a.also_eval_reset_every:
-                    cfg2 = dataclasses.replace(cfg, act_reset_every=a.also_eval_reset_every)
+                    cfg2 = dataclasses.replace(cfg, acting="recurrent", act_reset_every=a.also_eval_reset_every)
                     extra = evaluate_checkpoint(cfg2, out["trainer"].state_dict(), episodes=a.eval_episodes,
                                                 seed=cfg.seed + 1000, metadata=meta)
                     run["eval_reset_every"] = {"every": a.also_eval_reset_every, "return_mean": extra["return_mean"],

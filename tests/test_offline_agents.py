@@ -165,11 +165,17 @@ def test_incremental_acting_equals_the_parallel_forward(agent):
 
 # ---------------------------------------------------------------------------------------------- PSER
 def test_pser_schedule_and_target_uses_the_frozen_previous_policy():
-    cfg = PSERConfig(stages=4, alpha_max=0.85)
+    cfg = PSERConfig(schedule="stages", stages=4, alpha_max=0.85, alpha_cap=None)
     assert [stage_of(u, 100, cfg) for u in (0, 24, 25, 50, 99)] == [0, 0, 1, 2, 3]
-    assert [alpha_of(s, cfg) for s in range(4)] == pytest.approx([0.0, 0.85 / 3, 0.85 * 2 / 3, 0.85])
-    assert alpha_of(7, cfg) == pytest.approx(0.85)  # capped
-    assert alpha_of(3, PSERConfig(enabled=False)) == 0.0
+    assert [alpha_of(s, 100, cfg) for s in range(4)] == pytest.approx([0.0, 0.85 / 3, 0.85 * 2 / 3, 0.85])
+    assert alpha_of(7, 100, cfg) == pytest.approx(0.85)  # capped
+    assert alpha_of(3, 100, PSERConfig(enabled=False)) == 0.0
+    # the public code's schedule: 2,500-update iterations (40 over 100k updates), alpha_T * k / 39 capped at 0.5
+    public = PSERConfig()
+    assert [stage_of(u, 100_000, public) for u in (0, 2499, 2500, 99_999)] == [0, 0, 1, 39]
+    alphas = [alpha_of(k, 100_000, public) for k in range(40)]
+    assert alphas[1] == pytest.approx(0.85 / 39) and max(alphas) == pytest.approx(0.5)
+    assert alphas.index(0.5) == 23  # 0.85 * 23 / 39 = 0.501 is the first capped iteration
     live = _model("dt")
     prev = freeze_copy(live)
     b = _batch()
@@ -189,13 +195,13 @@ def test_pser_schedule_and_target_uses_the_frozen_previous_policy():
 
 def test_trainer_switches_stages_and_freezes_copies():
     cfg = OfflineConfig(agent="dt", context=4, batch_size=4, updates=8, warmup_steps=1, model=TINY,
-                        pser=PSERConfig(stages=2))
+                        pser=PSERConfig(iteration_updates=4))
     cfg_dm_like = cfg
     tr = OfflineTrainer(cfg_dm_like, OfflineData(_arrays(), 4, max_timestep=64))
     tr.use_pser = True  # PSER is Decision Mamba's; exercised here on the cheaper DT
     infos = [tr.update() for _ in range(8)]
     assert [i["stage"] for i in infos] == [0] * 4 + [1] * 4
-    assert [i["alpha"] for i in infos] == [0.0] * 4 + [0.85] * 4
+    assert [i["alpha"] for i in infos] == [0.0] * 4 + [0.5] * 4  # 0.85 capped at 0.5
     assert tr.prev_model is not None and not tr.prev_model.training
 
 
@@ -266,3 +272,50 @@ def test_tiny_dataset_trains_end_to_end_and_loss_drops(agent):
     again = evaluate_checkpoint(cfg, tr.state_dict(), episodes=2, seed=cfg.seed + 1000, metadata=meta)
     assert again["returns"] == pytest.approx(final["returns"])
     assert again["normalised"] == final["normalised"]
+
+
+def test_dm_loss_is_the_public_codes_weighted_sum():
+    """0.9 MSE(action) + 0.05 SmoothL1(next state) + 0.05 SmoothL1(next RTG), recomputed with torch's modules."""
+    model = _model("dm")
+    b = _batch()
+    g = torch.Generator().manual_seed(4)
+    b["next_states"] = torch.randn(2, 6, O, generator=g) * 3  # beyond SmoothL1's quadratic zone
+    b["next_rtg"] = torch.randn(2, 6, 1, generator=g)
+    loss, _ = model.loss(b)
+    out = model(b)
+    huber, mse = torch.nn.SmoothL1Loss(), torch.nn.MSELoss()
+    ref = (0.9 * mse(out["action"], b["actions"]) + 0.05 * huber(out["next_state"], b["next_states"])
+           + 0.05 * huber(out["next_rtg"], b["next_rtg"]))
+    torch.testing.assert_close(loss, ref)
+
+
+def test_dm_acts_on_a_window_of_the_last_k_steps_as_it_was_trained():
+    """acting="window": the action at step t equals the training forward on steps t-K+1..t from a fresh state;
+    acting="recurrent" carries the whole episode and differs once the episode is longer than K."""
+    k, steps = 3, 7
+    torch.manual_seed(0)
+    window = build_model(OfflineConfig(agent="dm", context=k, model=TINY), O, A).eval()
+    recurrent = build_model(OfflineConfig(agent="dm", context=k, model=TINY, acting="recurrent"), O, A).eval()
+    recurrent.load_state_dict(window.state_dict())
+    g = torch.Generator().manual_seed(1)
+    seq = {"rtg": torch.randn(2, steps, 1, generator=g), "states": torch.randn(2, steps, O, generator=g),
+           "actions": torch.randn(2, steps, A, generator=g).tanh(), "timesteps": torch.arange(steps).expand(2, steps)}
+    caches = [window.begin(2), recurrent.begin(2)]
+    gaps = []
+    with torch.no_grad():
+        for t in range(steps):
+            first = torch.full((2,), t == 0)
+            acts = []
+            for i, model in enumerate((window, recurrent)):
+                a, caches[i] = model.act(caches[i], seq["rtg"][:, t], seq["states"][:, t], seq["timesteps"][:, t], first)
+                caches[i] = model.record_action(caches[i], seq["actions"][:, t], seq["timesteps"][:, t])
+                acts.append(a)
+            lo = max(0, t - k + 1)
+            win = {key: v[:, lo:t + 1].clone() for key, v in seq.items()}
+            win["actions"][:, -1] = 0.0  # a_t is not known when acting at s_t
+            win["first"] = torch.zeros(2, t + 1 - lo, dtype=torch.bool)
+            win["first"][:, 0] = True
+            torch.testing.assert_close(acts[0], window(win)["action"][:, -1], atol=1e-5, rtol=1e-4)
+            gaps.append(float((acts[0] - acts[1]).abs().max()))
+    assert max(gaps[:k]) < 1e-5  # the same while the episode fits in the window
+    assert min(gaps[k:]) > 1e-6, gaps  # then the recurrent policy also sees older steps

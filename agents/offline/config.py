@@ -24,21 +24,41 @@ class ModelConfig:
     d_conv: int = 4
     expand: int = 2
     fine_ssm: str = "mamba"  # SSM run over each (R, s, a) triplet: "mamba" | "s4d" | "s5"
-    aux_state_coef: float = 1.0  # next-state head loss weight
-    aux_rtg_coef: float = 1.0  # next-RTG head loss weight
+    # Loss (Decision Mamba's public code): 0.9 MSE(action) + 0.05 SmoothL1(next state) + 0.05 SmoothL1(next RTG);
+    # aux_loss="mse" with all weights 1 was this project's first version.
+    action_coef: float = 0.9
+    aux_state_coef: float = 0.05  # next-state head loss weight
+    aux_rtg_coef: float = 0.05  # next-RTG head loss weight
+    aux_loss: str = "smooth_l1"  # "smooth_l1" | "mse" for the two auxiliary heads
     # Decision Transformer
     n_heads: int = 1
 
 
 @dataclass
 class PSERConfig:
-    """Progressive self-evolving regularisation: ``stages`` equal stages of training; from stage 1 on the action
-    target is ``(1 - alpha_k) a_data + alpha_k a_prev`` with ``a_prev`` from a frozen copy of the previous stage's
-    policy and ``alpha_k = min(alpha_max, alpha_max * k / (stages - 1))`` (linear ramp, capped)."""
+    """Progressive self-evolving regularisation. Training runs in stages; from stage 1 on the action target is
+    ``(1 - alpha_k) a_data + alpha_k a_prev`` with ``a_prev`` from a frozen copy of the previous stage's policy and
+    ``alpha_k = min(alpha_cap, alpha_max * k / (n - 1))`` for n stages.
+
+    ``schedule="iterations"`` (Decision Mamba's public code): a stage is one training iteration of
+    ``iteration_updates`` (2,500) updates, and alpha is capped at ``alpha_cap`` = 0.5 (its ``lower_bound``).
+    ``schedule="stages"``: ``stages`` equal stages over the run, capped at alpha_max (this project's first version).
+    """
 
     enabled: bool = True
-    stages: int = 4
-    alpha_max: float = 0.85
+    schedule: str = "iterations"  # "iterations" | "stages"
+    iteration_updates: int = 2500
+    stages: int = 4  # schedule="stages" only
+    alpha_max: float = 0.85  # alpha_T of the paper
+    alpha_cap: float | None = 0.5  # None: no cap below alpha_max
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("iterations", "stages"):
+            raise ValueError(f"schedule: expected 'iterations' or 'stages', got {self.schedule!r}")
+        if self.iteration_updates < 1 or self.stages < 1:
+            raise ValueError("iteration_updates and stages must be >= 1")
+        if not 0.0 <= self.alpha_max <= 1.0 or (self.alpha_cap is not None and not 0.0 <= self.alpha_cap <= 1.0):
+            raise ValueError(f"alpha_max and alpha_cap must lie in [0, 1], got {self.alpha_max}, {self.alpha_cap}")
 
 
 @dataclass
@@ -58,11 +78,16 @@ class OfflineConfig:
     eval_every: int = 10_000  # updates between evaluations (0: only at the end)
     eval_episodes: int = 5
     max_eval_steps: int | None = None  # cap per evaluation episode; None -> env limit
-    # acting: None carries the recurrent state over the whole episode; n > 0 restarts the context every n env
-    # steps (treated like an episode start for the sequence state), which matches training on K-windows that
-    # begin from a zero state
+    # Decision Mamba's acting: "window" re-runs the last K steps from a fresh state at every env step, as training
+    # windows and the reference code do (Decision Transformer always acts this way); "recurrent" carries the state
+    # over the whole episode, optionally restarting it every ``act_reset_every`` env steps.
+    acting: str = "window"
     act_reset_every: int | None = None
     log_every: int = 1000
     device: str = "cpu"
     model: ModelConfig = field(default_factory=ModelConfig)
     pser: PSERConfig = field(default_factory=PSERConfig)
+
+    def __post_init__(self) -> None:
+        if self.acting not in ("window", "recurrent"):
+            raise ValueError(f"acting: expected 'window' or 'recurrent', got {self.acting!r}")

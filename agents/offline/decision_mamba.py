@@ -11,8 +11,12 @@ The fine branch runs the SSM itself over the three tokens of a step (reset at ea
 public code's tiling of features, so the s_t output never sees a_t. No padding tokens exist: windows that
 cross an episode start reset all states there. Heads: action (at s_t, tanh), next state and next RTG (at a_t).
 
-Acting: :meth:`begin` / :meth:`act` / :meth:`record_action` step the layers token by token (3 ``step`` calls per
-env step), never re-running the context window.
+Acting (``acting``): "window" (default) re-runs the last K steps from a fresh state at every env step, as the
+model was trained (K-step windows from a zero state) and as the reference code acts; "recurrent" steps the layers
+token by token (3 ``step`` calls per env step) and carries the state over the whole episode.
+
+Loss: ``action_coef`` MSE(action) + ``aux_state_coef`` L(next state) + ``aux_rtg_coef`` L(next RTG) with L =
+SmoothL1 (the public code's 0.9 / 0.05 / 0.05) or MSE.
 """
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
+from agents.offline.acting import SlidingWindowActing
 from agents.offline.config import ModelConfig
 from agents.offline.tokens import TokenEmbedding, split_tokens
 
@@ -79,7 +85,7 @@ class DMLayer(nn.Module):
         return self._mix(x_t, h, coarse, fine), (cs, fs)
 
 
-class DecisionMamba(nn.Module):
+class DecisionMamba(SlidingWindowActing, nn.Module):
     """``forward(batch) -> {"action" (B, K, A), "next_state" (B, K, O), "next_rtg" (B, K, 1)}``.
 
     ``batch`` holds ``rtg (B, K, 1), states (B, K, O), actions (B, K, A), timesteps (B, K), first (B, K)``
@@ -88,10 +94,13 @@ class DecisionMamba(nn.Module):
 
     kind = "dm"
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: ModelConfig | None = None):
+    def __init__(self, obs_dim: int, act_dim: int, cfg: ModelConfig | None = None, context: int = 20,
+                 acting: str = "window"):
         super().__init__()
+        if acting not in ("window", "recurrent"):
+            raise ValueError(f"acting must be 'window' or 'recurrent', got {acting!r}")
         self.cfg = cfg = cfg or ModelConfig()
-        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.obs_dim, self.act_dim, self.context, self.acting = obs_dim, act_dim, context, acting
         self.embed = TokenEmbedding(obs_dim, act_dim, cfg.d_model, cfg.max_timestep, cfg.dropout)
         self.layers = nn.ModuleList(DMLayer(cfg) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
@@ -108,9 +117,11 @@ class DecisionMamba(nn.Module):
         _, hs, ha = split_tokens(self.norm(x))
         return {"action": self.action_head(hs), "next_state": self.state_head(ha), "next_rtg": self.rtg_head(ha)}
 
-    # ---- recurrent acting -------------------------------------------------------------------------------------
-    def begin(self, batch_size: int, device=None) -> list:
-        """Fresh cache (per-layer SSM states) for ``batch_size`` parallel episodes."""
+    # ---- acting -----------------------------------------------------------------------------------------------
+    def begin(self, batch_size: int, device=None):
+        """Fresh cache for ``batch_size`` parallel episodes: the window (``acting="window"``) or per-layer SSM states."""
+        if self.acting == "window":
+            return self.window_begin(batch_size, device)
         return [layer.initial_state(batch_size, device=device) for layer in self.layers]
 
     def _step_token(self, tok: torch.Tensor, first_t: torch.Tensor, triplet_first_t: torch.Tensor, cache: list):
@@ -123,6 +134,8 @@ class DecisionMamba(nn.Module):
     def act(self, cache: list, rtg: torch.Tensor, state: torch.Tensor, timestep: torch.Tensor, first: torch.Tensor):
         """Feed R_t then s_t; ``rtg (B, 1)`` scaled, ``state (B, O)`` normalised, ``timestep (B,)``, ``first (B,)``
         (True at an episode's first step: resets the coarse state). Returns ``(action (B, A), cache)``."""
+        if self.acting == "window":
+            return self.window_act(cache, rtg, state, timestep, first)
         yes = torch.ones_like(first)
         no = torch.zeros_like(first)
         _, cache = self._step_token(self.embed.rtg_token(rtg, timestep), first, yes, cache)
@@ -131,6 +144,8 @@ class DecisionMamba(nn.Module):
 
     def record_action(self, cache: list, action: torch.Tensor, timestep: torch.Tensor) -> list:
         """Feed the a_t token that was executed ``(B, A)``."""
+        if self.acting == "window":
+            return self.window_record_action(cache, action, timestep)
         no = torch.zeros(action.shape[0], dtype=torch.bool, device=action.device)
         _, cache = self._step_token(self.embed.action_token(action, timestep), no, no, cache)
         return cache
@@ -139,8 +154,9 @@ class DecisionMamba(nn.Module):
         """MSE to the (possibly PSER-refined) action target plus the auxiliary next-state / next-RTG losses."""
         out = self(batch)
         target = batch["actions"] if action_target is None else action_target
+        aux = F.smooth_l1_loss if self.cfg.aux_loss == "smooth_l1" else F.mse_loss
         a_loss = (out["action"] - target).pow(2).mean()
-        s_loss = (out["next_state"] - batch["next_states"]).pow(2).mean()
-        r_loss = (out["next_rtg"] - batch["next_rtg"]).pow(2).mean()
-        total = a_loss + self.cfg.aux_state_coef * s_loss + self.cfg.aux_rtg_coef * r_loss
+        s_loss = aux(out["next_state"], batch["next_states"])
+        r_loss = aux(out["next_rtg"], batch["next_rtg"])
+        total = self.cfg.action_coef * a_loss + self.cfg.aux_state_coef * s_loss + self.cfg.aux_rtg_coef * r_loss
         return total, {"action_loss": a_loss.item(), "next_state_loss": s_loss.item(), "next_rtg_loss": r_loss.item()}

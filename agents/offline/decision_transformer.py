@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from agents.offline.acting import SlidingWindowActing
 from agents.offline.config import ModelConfig
 from agents.offline.tokens import TokenEmbedding, split_tokens
 
@@ -53,7 +54,7 @@ def episode_causal_mask(first: torch.Tensor) -> torch.Tensor:
     return (causal & (seg.unsqueeze(2) == seg.unsqueeze(1))).unsqueeze(1)
 
 
-class DecisionTransformer(nn.Module):
+class DecisionTransformer(SlidingWindowActing, nn.Module):
     """``forward(batch) -> {"action" (B, K, A)}``; ``batch`` as in ``agents/offline/data.py``."""
 
     kind = "dt"
@@ -80,25 +81,7 @@ class DecisionTransformer(nn.Module):
         a_loss = (self(batch)["action"] - target).pow(2).mean()
         return a_loss, {"action_loss": a_loss.item()}
 
-    # ---- acting over a sliding window of the last K steps ------------------------------------------------------
-    def begin(self, batch_size: int, device=None) -> dict[str, list]:
-        return {"rtg": [], "states": [], "actions": [], "timesteps": []}
-
-    def act(self, cache: dict, rtg: torch.Tensor, state: torch.Tensor, timestep: torch.Tensor, first: torch.Tensor):
-        if bool(first.any()):
-            if not bool(first.all()):
-                raise ValueError("DecisionTransformer.act: episodes must start together (first all True or all False)")
-            cache = self.begin(state.shape[0])
-        cache["rtg"].append(rtg)
-        cache["states"].append(state)
-        cache["actions"].append(torch.zeros(state.shape[0], self.act_dim, device=state.device))  # unseen at s_t
-        cache["timesteps"].append(timestep)
-        for k in cache:
-            del cache[k][:-self.context]
-        batch = {k: torch.stack(v, 1) for k, v in cache.items()}
-        batch["first"] = torch.zeros(batch["timesteps"].shape, dtype=torch.bool, device=state.device)
-        return self(batch)["action"][:, -1], cache
-
-    def record_action(self, cache: dict, action: torch.Tensor, timestep: torch.Tensor) -> dict:
-        cache["actions"][-1] = action
-        return cache
+    # ---- acting over a sliding window of the last K steps (agents/offline/acting.py) ---------------------------
+    begin = SlidingWindowActing.window_begin
+    act = SlidingWindowActing.window_act
+    record_action = SlidingWindowActing.window_record_action

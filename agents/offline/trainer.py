@@ -26,12 +26,19 @@ from agents.offline.scores import D4RL_REF_SCORES, _task, normalised_score
 
 def build_model(cfg: OfflineConfig, obs_dim: int, act_dim: int) -> nn.Module:
     if cfg.agent == "dm":
-        return DecisionMamba(obs_dim, act_dim, cfg.model)
+        return DecisionMamba(obs_dim, act_dim, cfg.model, context=cfg.context, acting=cfg.acting)
     if cfg.agent == "dt":
         return DecisionTransformer(obs_dim, act_dim, cfg.model, context=cfg.context)
     if cfg.agent == "bc":
         return BC(obs_dim, act_dim, cfg.model)
     raise ValueError(f"agent must be 'dm', 'dt' or 'bc', got {cfg.agent!r}")
+
+
+def _acting_mode(cfg: OfflineConfig) -> str:
+    """How the evaluated policy used its context (recorded with every evaluation)."""
+    if cfg.agent == "dm" and cfg.acting == "recurrent":
+        return f"recurrent (reset every {cfg.act_reset_every} steps)" if cfg.act_reset_every else "recurrent"
+    return "none (per-step BC)" if cfg.agent == "bc" else f"window of the last {cfg.context} steps"
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -135,7 +142,7 @@ class OfflineTrainer:
     def update(self) -> dict[str, float]:
         self._advance_stage()
         batch = {k: v.to(self.cfg.device) for k, v in self.data.sample(self.cfg.batch_size, self.rng).items()}
-        alpha = alpha_of(self.stage, self.cfg.pser) if self.use_pser else 0.0
+        alpha = alpha_of(self.stage, self.cfg.updates, self.cfg.pser) if self.use_pser else 0.0
         target = pser_target(self.prev_model, batch, alpha)
         self.model.train()
         loss, info = self.model.loss(batch, target)
@@ -202,7 +209,7 @@ def train_offline(cfg: OfflineConfig, dataset: str | dict[str, np.ndarray], meta
         rets = evaluate(trainer.model, data, env_fn, target, cfg.eval_episodes, seed=cfg.seed + 1000,
                         max_steps=cfg.max_eval_steps, device=cfg.device, reset_every=cfg.act_reset_every)
         res = {"step": trainer.step, "return_mean": float(np.mean(rets)), "return_std": float(np.std(rets)),
-               "returns": rets, "eval_time_s": time.perf_counter() - t0}
+               "returns": rets, "eval_time_s": time.perf_counter() - t0, "acting": _acting_mode(cfg)}
         try:
             res["normalised"] = normalised_score(res["return_mean"], task, meta).to_dict()
         except KeyError:
@@ -256,7 +263,7 @@ def evaluate_checkpoint(cfg: OfflineConfig, checkpoint: dict[str, Any], episodes
     rets = evaluate(model, stats, env_fn, target_return, episodes, seed, cfg.max_eval_steps, cfg.device,
                     reset_every=cfg.act_reset_every)
     out = {"returns": rets, "return_mean": float(np.mean(rets)), "return_std": float(np.std(rets)),
-           "target_return": target_return, "normalised": None}
+           "target_return": target_return, "normalised": None, "acting": _acting_mode(cfg)}
     if task is not None:
         try:
             out["normalised"] = normalised_score(out["return_mean"], task, meta).to_dict()
