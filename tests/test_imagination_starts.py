@@ -70,7 +70,7 @@ def _rows(state, rows, b, last, k):
     if isinstance(state, torch.Tensor):
         return state[rows]
     if isinstance(state, KVCache):
-        return KVCache(k=state.k[:, rows], v=state.v[:, rows], valid=state.valid[rows], pos=state.pos[rows])
+        return KVCache(k=state.k[:, rows], v=state.v[:, rows], valid=state.valid[rows])
     if isinstance(state, tuple) and hasattr(state, "_fields"):
         return type(state)(*(_rows(s, rows, b, last, k) for s in state))
     return type(state)(_rows(s, rows, b, last, k) for s in state)
@@ -83,10 +83,10 @@ def test_cat_states_joins_nested_states_on_their_batch_dimension():
     c = [torch.ones(1, 3), (torch.ones(1, 1), torch.zeros(1, 4))]
     joined = cat_states([a, c])
     assert joined[0].shape == (3, 3) and joined[1][1].shape == (3, 4) and joined[1][0][2, 0] == 1
-    caches = [KVCache(k=torch.zeros(2, n, 1, 4, 5), v=torch.zeros(2, n, 1, 4, 5), valid=torch.ones(n, 4, dtype=torch.bool),
-                      pos=torch.arange(n)) for n in (2, 3)]
+    caches = [KVCache(k=torch.zeros(2, n, 1, 4, 5), v=torch.zeros(2, n, 1, 4, 5),
+                      valid=torch.arange(4).expand(n, 4) < n) for n in (2, 3)]
     cache = cat_states(caches)
-    assert cache.k.shape == (2, 5, 1, 4, 5) and cache.pos.tolist() == [0, 1, 0, 1, 2]
+    assert cache.k.shape == (2, 5, 1, 4, 5) and cache.valid.sum(1).tolist() == [2, 2, 3, 3, 3]
 
 
 # ------------------------------------------------------------------------------------------------ the agent

@@ -279,3 +279,29 @@ def test_acting_step_by_step_equals_observe(preset_model):
             feats.append(f_t)
             st = model.with_action(st, action[:, t].argmax(-1))
     assert same(torch.stack(feats, 1), feat, atol=1e-5), preset
+
+
+def test_transformer_acting_deep_into_an_episode_equals_the_training_forward_on_the_window():
+    """Relative (ALiBi) positions: the features at step 1,000 of an episode, computed with the carried KV cache
+    as when acting, equal a fresh training forward over just the tokens they can see (n_layers * (window - 1)
+    back). With absolute positions the window would start at position 0 and disagree."""
+    from ssmrl.world_models.backbones import TransformerBackbone
+    from ssmrl.world_models.config import TransformerConfig
+
+    torch.manual_seed(0)
+    cfg = TransformerConfig(n_layers=2, n_heads=2, window=8, mlp_ratio=2)
+    net = TransformerBackbone(cfg, 16).eval()
+    u = torch.randn(2, 1001, 16, generator=torch.Generator().manual_seed(1))
+    first = torch.zeros(2, 1001, dtype=torch.bool)
+    first[:, 0] = True
+    with torch.no_grad():
+        state, outs = None, []
+        for lo in range(0, 1001, 50):  # forward with a carried cache == step token by token
+            h, state = net(u[:, lo:lo + 50], first[:, lo:lo + 50], state)
+            outs.append(h)
+        acting = torch.cat(outs, 1)[:, 1000]
+        reach = cfg.n_layers * (cfg.window - 1) + 1
+        window = net(u[:, 1001 - reach:], None, None)[0][:, -1]
+        shorter = net(u[:, 1001 - reach + 4:], None, None)[0][:, -1]
+    torch.testing.assert_close(acting, window, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(acting, shorter, atol=1e-4)  # the test sees the whole receptive field

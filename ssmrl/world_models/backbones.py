@@ -14,13 +14,12 @@ Kinds (``WorldModelConfig.backbone``):
   either pre-norm residual blocks (Drama) or S4WM blocks (two SSM layers + MLP).
 - ``gru``: DreamerV3's LayerNorm GRU cell (RSSM's deterministic path).
 - ``transformer``: causal pre-norm transformer; attention sees the last ``window`` tokens of the same episode
-  (resets are attention masks); stepping keeps a KV cache of ``window`` tokens.
+  (resets are attention masks) with relative (ALiBi) position biases; stepping keeps a KV cache of ``window`` tokens.
 """
 from __future__ import annotations
 
 import importlib
 import inspect
-import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -198,30 +197,23 @@ class GRUBackbone(nn.Module):
 @dataclass
 class KVCache:
     """Transformer state: the last ``window`` tokens' keys/values per layer, k/v (n_layers, B, H, W, Dh);
-    ``valid`` (B, W) marks tokens of the current episode; ``pos`` (B,) the in-episode position of the next
-    token. Tokens are in time order, the most recent last."""
+    ``valid`` (B, W) marks tokens of the current episode. Tokens are in time order, the most recent last."""
 
     k: torch.Tensor
     v: torch.Tensor
     valid: torch.Tensor
-    pos: torch.Tensor
 
     @classmethod
     def cat(cls, caches: list["KVCache"]) -> "KVCache":
-        """Join caches along the batch (dim 1 of k/v, dim 0 of valid/pos)."""
+        """Join caches along the batch (dim 1 of k/v, dim 0 of valid)."""
         return cls(k=torch.cat([c.k for c in caches], 1), v=torch.cat([c.v for c in caches], 1),
-                   valid=torch.cat([c.valid for c in caches], 0), pos=torch.cat([c.pos for c in caches], 0))
+                   valid=torch.cat([c.valid for c in caches], 0))
 
 
-def _sinusoid(pos: torch.Tensor, dim: int) -> torch.Tensor:
-    """pos (...,) long -> (..., dim) sinusoidal encoding of the in-episode position."""
-    half = dim // 2
-    freq = torch.exp(-math.log(10000.0) * torch.arange(half, device=pos.device, dtype=torch.float32) / half)
-    ang = pos.float().unsqueeze(-1) * freq
-    enc = torch.cat([torch.sin(ang), torch.cos(ang)], -1)
-    if dim % 2:
-        enc = F.pad(enc, (0, 1))
-    return enc
+def alibi_slopes(n_heads: int) -> torch.Tensor:
+    """ALiBi's per-head slopes 2^(-8 h / H), h = 1..H (Press et al. 2022): head h adds -slope_h * distance to
+    its attention logits, so attention depends on how far back a token is, never on its absolute position."""
+    return torch.tensor([2.0 ** (-8.0 * (h + 1) / n_heads) for h in range(n_heads)])
 
 
 class _TransformerLayer(nn.Module):
@@ -235,12 +227,12 @@ class _TransformerLayer(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d_model, mlp_ratio * d_model), nn.GELU(),
                                  nn.Linear(mlp_ratio * d_model, d_model))
 
-    def forward(self, x, k_cache, v_cache, mask):
-        """x (B, L, D); k/v_cache (B, H, C, Dh); mask (B, L, C + L) bool -> x, k (B, H, L, Dh), v."""
+    def forward(self, x, k_cache, v_cache, bias):
+        """x (B, L, D); k/v_cache (B, H, C, Dh); bias (B, H, L, C + L) float (-inf where masked) -> x, k, v."""
         b, l, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).reshape(b, l, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         keys, values = torch.cat([k_cache.to(k.dtype), k], 2), torch.cat([v_cache.to(v.dtype), v], 2)
-        att = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask.unsqueeze(1))
+        att = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias.to(q.dtype))
         x = x + self.proj(att.transpose(1, 2).reshape(b, l, d))
         return x + self.mlp(self.norm2(x)), k, v
 
@@ -249,7 +241,9 @@ class TransformerBackbone(nn.Module):
     """Causal transformer with episode-masked, windowed attention and a KV cache.
 
     Token t attends to tokens s with t - window < s <= t in the same episode (no token before the last
-    ``first`` at or before t). Positions are sinusoidal in-episode positions added to the input. ``forward``
+    ``first`` at or before t). Positions are relative: each head adds ``-slope * (t - s)`` to its logits (ALiBi),
+    so a token sees the same thing whether it is step 5 of a training window or step 1,000 of an episode being
+    acted in (absolute positions made training windows, which start at 0, disagree with acting). ``forward``
     with a carried cache equals ``step`` token by token, and costs O(L * (window + L)); ``step`` costs
     O(window) per token.
     """
@@ -263,12 +257,12 @@ class TransformerBackbone(nn.Module):
         self.layers = nn.ModuleList(_TransformerLayer(d_model, cfg.n_heads, cfg.mlp_ratio)
                                     for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(d_model)
+        self.register_buffer("slopes", alibi_slopes(cfg.n_heads), persistent=False)
 
     def initial_state(self, batch_size: int, device=None) -> KVCache:
         shape = (len(self.layers), batch_size, self.n_heads, self.window, self.head_dim)
         return KVCache(k=torch.zeros(shape, device=device), v=torch.zeros(shape, device=device),
-                       valid=torch.zeros(batch_size, self.window, dtype=torch.bool, device=device),
-                       pos=torch.zeros(batch_size, dtype=torch.long, device=device))
+                       valid=torch.zeros(batch_size, self.window, dtype=torch.bool, device=device))
 
     def forward(self, u: torch.Tensor, first: torch.Tensor | None = None, state: KVCache | None = None):
         _check_u(u, self.d_model, 3, "u")
@@ -281,16 +275,12 @@ class TransformerBackbone(nn.Module):
             k_cache = u.new_zeros(nl, b, self.n_heads, 0, self.head_dim)
             v_cache = k_cache
             cache_valid = torch.zeros(b, 0, dtype=torch.bool, device=dev)
-            pos0 = torch.zeros(b, dtype=torch.long, device=dev)
         else:
             if state.valid.shape != (b, self.window):
                 raise ValueError(f"state.valid must have shape {(b, self.window)}, got {tuple(state.valid.shape)}")
             c = self.window
-            k_cache, v_cache, cache_valid, pos0 = state.k, state.v, state.valid, state.pos
+            k_cache, v_cache, cache_valid = state.k, state.v, state.valid
         idx = torch.arange(l, device=dev)
-        # in-episode position: steps since the last reset, or continuing the cache's count
-        last_reset = torch.cummax(torch.where(first, idx, torch.full_like(idx, -1)).expand(b, l), 1).values
-        pos = torch.where(last_reset >= 0, idx - last_reset, pos0.unsqueeze(1) + idx)
         seg = torch.cumsum(first.long(), 1)  # episode id of each new token; the cache is episode 0
         key_seg = torch.cat([torch.zeros(b, c, dtype=torch.long, device=dev), seg], 1)
         key_valid = torch.cat([cache_valid, torch.ones(b, l, dtype=torch.bool, device=dev)], 1)
@@ -298,10 +288,12 @@ class TransformerBackbone(nn.Module):
         delta = idx.unsqueeze(1) - key_time.unsqueeze(0)  # (L, C + L)
         mask = (key_valid.unsqueeze(1) & (key_seg.unsqueeze(1) == seg.unsqueeze(2))
                 & ((delta >= 0) & (delta < self.window)).unsqueeze(0))
-        x = u + _sinusoid(pos, self.d_model).to(u.dtype)
+        distance = -self.slopes[:, None, None] * delta.to(self.slopes.dtype)  # (H, L, C + L)
+        bias = distance.unsqueeze(0).masked_fill(~mask.unsqueeze(1), float("-inf"))  # (B, H, L, C + L)
+        x = u
         ks, vs = [], []
         for i, layer in enumerate(self.layers):
-            x, k, v = layer(x, k_cache[i], v_cache[i], mask)
+            x, k, v = layer(x, k_cache[i], v_cache[i], bias)
             ks.append(torch.cat([k_cache[i].to(k.dtype), k], 2))
             vs.append(torch.cat([v_cache[i].to(v.dtype), v], 2))
         # new cache: the last `window` keys (left-padded when fewer), valid if in the last token's episode
@@ -316,7 +308,7 @@ class TransformerBackbone(nn.Module):
             k_all = F.pad(k_all, (0, 0, pad, 0))
             v_all = F.pad(v_all, (0, 0, pad, 0))
             new_valid = F.pad(new_valid, (pad, 0), value=False)
-        return self.norm(x), KVCache(k=k_all, v=v_all, valid=new_valid, pos=pos[:, -1] + 1)
+        return self.norm(x), KVCache(k=k_all, v=v_all, valid=new_valid)
 
     def step(self, u_t: torch.Tensor, first_t: torch.Tensor | None, state: KVCache | None):
         _check_u(u_t, self.d_model, 2, "u_t")
