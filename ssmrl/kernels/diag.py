@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ssmrl.kernels.backend import resolve_backend
+from ssmrl.kernels.backend import interpreter_warning, resolve_backend, run_triton
 
 __all__ = ["diag_scan", "diag_scan_step"]
 
@@ -174,6 +174,7 @@ def diag_scan(
         h: (B, L, *S) all states, and h_L: (B, *S) the final state.
     """
     a = _validate(a, b, first, h0)
+    explicit = backend == "triton"
     backend = resolve_backend(backend, a, b)
     if backend == "reference":
         return _diag_reference(a, b, first, h0)
@@ -181,7 +182,10 @@ def diag_scan(
         return _diag_torch(a, b, first, h0)
     from ssmrl.kernels.triton_diag import diag_scan_triton
 
-    return diag_scan_triton(a, b, first, h0)
+    interpreter_warning(a, b)
+    variant = (b.dtype, tuple(b.shape[2:]))
+    return run_triton("diag_scan", variant, explicit, lambda: diag_scan_triton(a, b, first, h0),
+                      lambda: _diag_torch(a, b, first, h0))
 
 
 def diag_scan_step(

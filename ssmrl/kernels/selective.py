@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ssmrl.kernels.backend import resolve_backend
+from ssmrl.kernels.backend import interpreter_warning, resolve_backend, run_triton
 from ssmrl.kernels.diag import _diag_torch, check_first, expect_float, expect_shape, keep_mask
 
 try:  # built from _selective_cpu.c by `pip install -e .`; optional
@@ -211,6 +211,7 @@ def selective_scan(
         y: (B, L, Dm) and the final state h_L: (B, Dm, N).
     """
     _validate(x, dt, A, B, C, D, z, first, h0)
+    explicit = backend == "triton"
     backend = resolve_backend(backend, x, dt, A, B, C)
     if backend == "reference":
         y, hL = _selective_reference(x, dt, A, B, C, first, h0)
@@ -219,7 +220,10 @@ def selective_scan(
     else:
         from ssmrl.kernels.triton_selective import selective_scan_triton
 
-        y, hL = selective_scan_triton(x, dt, A, B, C, first, h0)
+        interpreter_warning(x)
+        y, hL = run_triton("selective_scan", (x.dtype, x.shape[2], A.shape[1]), explicit,
+                           lambda: selective_scan_triton(x, dt, A, B, C, first, h0),
+                           lambda: _selective_torch(x, dt, A, B, C, first, h0))
     return _finish(y, x, D, z), hL
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ssmrl.kernels.backend import resolve_backend
+from ssmrl.kernels.backend import interpreter_warning, resolve_backend
 
 __all__ = ["ssd_scan", "ssd_scan_step"]
 
@@ -234,9 +234,10 @@ def ssd_scan(
         # (results are the same for any chunk length, up to rounding)
         q = chunk_size if x.is_cuda else min(chunk_size, CPU_MAX_CHUNK)
         y, h = _ssd_chunked(x, dt, A, B, C, D, first, h0, q)
-    else:
+    else:  # only on request (see above), so a failure raises
         from ssmrl.kernels.triton_ssd import ssd_scan_triton
 
+        interpreter_warning(x)
         y, h = ssd_scan_triton(x, dt, A, B, C, D, first, h0, chunk_size)
     return y.to(out_dtype), h
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 
 import torch
+
+from ssmrl.kernels.backend import launch_guard
 from torch import Tensor
 
 __all__ = ["diag_scan_triton"]
@@ -118,7 +120,8 @@ class _DiagScanTriton(torch.autograd.Function):
         af, bf, h0f = _flat(a, B, L), _flat(b, B, L), _flat(h0, B, None)
         yf = torch.empty_like(bf)
         grid, block = _grid(triton, B, S)
-        fwd[grid](af, bf, keep, h0f, yf, L, S, W=W, BLOCK=block)
+        with launch_guard(bf):  # Triton launches on the current device
+            fwd[grid](af, bf, keep, h0f, yf, L, S, W=W, BLOCK=block)
         ctx.save_for_backward(af, keep, h0f, yf)
         ctx.meta = (B, L, S, W, tuple(b.shape), cplx)
         y = _unflat(yf, b.shape, cplx)
@@ -133,7 +136,8 @@ class _DiagScanTriton(torch.autograd.Function):
         gyf, ghLf = _flat(gy, B, L), _flat(ghL, B, None)
         ga, gb, gh0 = torch.empty_like(af), torch.empty_like(yf), torch.empty_like(h0f)
         grid, block = _grid(triton, B, S)
-        bwd[grid](af, keep, h0f, yf, gyf, ghLf, ga, gb, gh0, L, S, W=W, BLOCK=block)
+        with launch_guard(af):  # Triton launches on the current device
+            bwd[grid](af, keep, h0f, yf, gyf, ghLf, ga, gb, gh0, L, S, W=W, BLOCK=block)
         return _unflat(ga, shape, cplx), _unflat(gb, shape, cplx), None, _unflat(gh0, (B, *shape[2:]), cplx)
 
 

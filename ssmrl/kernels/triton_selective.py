@@ -17,6 +17,8 @@ from __future__ import annotations
 import functools
 
 import torch
+
+from ssmrl.kernels.backend import launch_guard
 from torch import Tensor
 
 __all__ = ["selective_scan_triton"]
@@ -135,7 +137,8 @@ class _SelectiveScanTriton(torch.autograd.Function):
         y = torch.empty_like(x)
         hL = torch.empty_like(h0)
         ck = x.new_empty(Bsz, NC, Dm, N)
-        fwd[(Bsz, nd)](x, dt, A, Bm, Cm, keep, h0, y, hL, ck, L, Dm, N, NC, K=chunk, BD=BD, NP=NP)
+        with launch_guard(x):  # Triton launches on the current device
+            fwd[(Bsz, nd)](x, dt, A, Bm, Cm, keep, h0, y, hL, ck, L, Dm, N, NC, K=chunk, BD=BD, NP=NP)
         ctx.save_for_backward(x, dt, A, Bm, Cm, keep, ck)
         ctx.chunk = chunk
         return y, hL
@@ -156,8 +159,9 @@ class _SelectiveScanTriton(torch.autograd.Function):
         dB = x.new_empty(nd, Bsz, L, N)
         dC = x.new_empty(nd, Bsz, L, N)
         dh0 = torch.empty_like(ghL)
-        bwd[(Bsz, nd)](x, dt, A, Bm, Cm, keep, ck, gy, ghL, scratch, dx, ddt, dA, dB, dC, dh0,
-                       L, Dm, N, NC, Bsz, K=K, BD=BD, NP=NP)
+        with launch_guard(x):  # Triton launches on the current device
+            bwd[(Bsz, nd)](x, dt, A, Bm, Cm, keep, ck, gy, ghL, scratch, dx, ddt, dA, dB, dC, dh0,
+                           L, Dm, N, NC, Bsz, K=K, BD=BD, NP=NP)
         return dx, ddt, dA.sum(0), dB.sum(0), dC.sum(0), None, dh0, None
 
 

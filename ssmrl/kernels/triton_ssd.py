@@ -6,14 +6,16 @@ scratch buffer, then runs the adjoint recurrence backwards, so memory stays O(L/
 Rows of P evolve independently, so P is split across programs; per-row partial sums for dB, dC,
 ddt and dA are reduced in torch. D x is added outside the kernel (plain autograd).
 
-Triton is imported lazily (the package is optional). Verified only under TRITON_INTERPRET=1 on CPU in
-this project's tests; the kernels have not been run on a GPU here.
+Triton is imported lazily (the package is optional). Offsets are 64-bit (program ids widened). Verified under
+TRITON_INTERPRET=1 on CPU and compiled ahead of time for sm_90 in the tests; not yet run on a GPU here.
 """
 from __future__ import annotations
 
 import functools
 
 import torch
+
+from ssmrl.kernels.backend import launch_guard
 
 __all__ = ["ssd_scan_triton"]
 
@@ -30,8 +32,8 @@ def _kernels(interpret: bool):
         L, H, G, P, N, NC, REP,
         Q: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     ):
-        pid_bh = tl.program_id(0)
-        pid_p = tl.program_id(1)
+        pid_bh = tl.program_id(0).to(tl.int64)  # 64-bit offsets: B*L*H*P and the buffers pass 2^31 elements
+        pid_p = tl.program_id(1).to(tl.int64)
         b = pid_bh // H
         h = pid_bh % H
         g = h // REP
@@ -65,8 +67,8 @@ def _kernels(interpret: bool):
         BSZ, L, H, G, P, N, NC, REP,
         Q: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
     ):
-        pid_bh = tl.program_id(0)
-        pid_p = tl.program_id(1)
+        pid_bh = tl.program_id(0).to(tl.int64)  # 64-bit offsets: B*L*H*P and the buffers pass 2^31 elements
+        pid_p = tl.program_id(1).to(tl.int64)
         b = pid_bh // H
         h = pid_bh % H
         g = h // REP
@@ -143,8 +145,9 @@ class _SSDTriton(torch.autograd.Function):
         y = torch.empty_like(x)
         ck = torch.empty(bsz, H, nc, P, N, device=x.device, dtype=x.dtype)
         hT = torch.empty(bsz, H, P, N, device=x.device, dtype=x.dtype)
-        fwd[(bsz * H, npb)](x, dt, A, B, C, f, h0, y, ck, hT, L, H, G, P, N, nc, H // G,
-                            Q=Q, BLOCK_P=block_p, BLOCK_N=block_n)
+        with launch_guard(x):  # Triton launches on the current device
+            fwd[(bsz * H, npb)](x, dt, A, B, C, f, h0, y, ck, hT, L, H, G, P, N, nc, H // G,
+                                Q=Q, BLOCK_P=block_p, BLOCK_N=block_n)
         ctx.save_for_backward(x, dt, A, B, C, f, ck)
         ctx.Q = Q
         return y, hT
@@ -169,8 +172,9 @@ class _SSDTriton(torch.autograd.Function):
         ddt = torch.zeros(npb, bsz, L, H, device=x.device, dtype=x.dtype)
         gA = torch.zeros_like(ddt)
         dh0 = torch.empty(bsz, H, P, N, device=x.device, dtype=x.dtype)
-        bwd[(bsz * H, npb)](x, dt, A, B, C, f, ck, dy, dhT, scr, dx, dBh, dCh, ddt, gA, dh0,
-                            bsz, L, H, G, P, N, nc, H // G, Q=Q, BLOCK_P=block_p, BLOCK_N=block_n)
+        with launch_guard(x):  # Triton launches on the current device
+            bwd[(bsz * H, npb)](x, dt, A, B, C, f, ck, dy, dhT, scr, dx, dBh, dCh, ddt, gA, dh0,
+                                bsz, L, H, G, P, N, nc, H // G, Q=Q, BLOCK_P=block_p, BLOCK_N=block_n)
         rep = H // G
         dB = dBh.sum(0).reshape(bsz, L, G, rep, N).sum(3)
         dC = dCh.sum(0).reshape(bsz, L, G, rep, N).sum(3)
