@@ -119,6 +119,8 @@ class PercentileNormalizer(nn.Module):
         self.decay, self.q_low, self.q_high, self.floor = decay, low, high, floor
         self.register_buffer("low", torch.zeros(()))
         self.register_buffer("high", torch.zeros(()))
+        # the quantile levels live on the module's device (no host-to-device copy per update); not saved
+        self.register_buffer("levels", torch.tensor([low, high]), persistent=False)
 
     @torch.no_grad()
     def update(self, x: Tensor) -> None:
@@ -126,7 +128,7 @@ class PercentileNormalizer(nn.Module):
         flat = x.detach().reshape(-1).float()
         if flat.numel() == 0:
             raise ValueError("x: expected at least one element")
-        q = torch.quantile(flat, torch.tensor([self.q_low, self.q_high], device=flat.device))
+        q = torch.quantile(flat, self.levels.to(flat.dtype))
         self.low.mul_(self.decay).add_((1.0 - self.decay) * q[0])
         self.high.mul_(self.decay).add_((1.0 - self.decay) * q[1])
 

@@ -28,6 +28,7 @@ from agents.dreamer.optim import build_optimizer, clip_grad_norm
 from ssmrl.replay.buffer import to_torch
 from ssmrl.replay.config import ReplayConfig
 from ssmrl.world_models import WorldModel, WorldModelState, make_config
+from ssmrl.world_models.model import check_action_indices
 
 
 def replay_config(replay: ReplayConfig, cfg: DreamerConfig, **changes) -> ReplayConfig:
@@ -100,8 +101,10 @@ class DreamerAgent:
 
     # --- learning ---------------------------------------------------------------------------------------------
     def to_batch(self, arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        """Replay arrays -> tensors on the agent's device; with ``life_loss_terminal`` a lost life counts as a
-        terminal step for the learner."""
+        """Replay arrays -> tensors on the agent's device (discrete action indices range-checked on the host
+        first); with ``life_loss_terminal`` a lost life counts as a terminal step for the learner."""
+        if self.spaces["discrete"] and not np.issubdtype(arrays["action"].dtype, np.floating):
+            check_action_indices(arrays["action"], self.spaces["action_dim"])
         batch = to_torch(arrays, self.device)
         if self.cfg.life_loss_terminal and "life_loss" in batch:
             batch["is_terminal"] = batch["is_terminal"] | batch["life_loss"]

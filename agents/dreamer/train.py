@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import envs
 from agents.dreamer.agent import DreamerAgent, replay_config, space_info
@@ -17,6 +16,7 @@ from ssmrl.replay import ReplayBuffer
 from ssmrl.rollout import RandomPolicy, RolloutConfig, RolloutEngine
 from ssmrl.runs.checkpoint import CheckpointError
 from ssmrl.runs.interrupt import StopRequest
+from ssmrl.runs.metrics import RunningMeans
 from ssmrl.runs.progress import progress
 from ssmrl.runs.run import Run
 from ssmrl.runs.schema import resolve_device
@@ -38,25 +38,6 @@ def build_agent(run: Run) -> tuple[DreamerAgent, dict, dict]:
     device = resolve_device(cfg.device)
     agent = DreamerAgent(cfg.wm, cfg.ac, cfg.dreamer, spaces, device, seed=Seeds(cfg.seed).int("networks") % 2**31)
     return agent, spaces, settings
-
-
-class _Averages:
-    """Running means of scalar metrics between two log lines. Values may be floats or 0-d tensors; tensors
-    are summed on their device and read back once per log line (one host sync per metric, not per update)."""
-
-    def __init__(self):
-        self.sums: dict[str, float | torch.Tensor] = {}
-        self.counts: dict[str, int] = {}
-
-    def add(self, metrics: dict[str, float | torch.Tensor]) -> None:
-        for k, v in metrics.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-            self.counts[k] = self.counts.get(k, 0) + 1
-
-    def pop(self) -> dict[str, float]:
-        out = {k: float(self.sums[k]) / self.counts[k] for k in self.sums}
-        self.sums, self.counts = {}, {}
-        return out
 
 
 def evaluate(run: Run, agent: DreamerAgent, step: int, episodes: int) -> dict:
@@ -119,7 +100,7 @@ def train(run: Run) -> None:
     rollout_cfg = RolloutConfig(seed=seeds.int(f"envs-{counters['env_steps']}") % 2**31)
     engine = RolloutEngine.from_env_id(cfg.env.id, num_envs, replay, rollout_cfg, **cfg.env.options)
     policy = agent.policy(greedy=False, generator=act_gen)
-    averages = _Averages()
+    averages = RunningMeans()
     bar = progress(total=cfg.train.steps, initial=counters["env_steps"], desc=f"{cfg.agent} {cfg.env.id}")
     clock, clock_steps = time.time(), counters["env_steps"]
     with StopRequest() as stop:

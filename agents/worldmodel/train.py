@@ -23,6 +23,7 @@ from agents.worldmodel.config import WorldModelTrainConfig
 from agents.worldmodel.evaluate import evaluate
 from ssmrl.replay import ReplayBuffer, to_torch
 from ssmrl.runs.interrupt import StopRequest
+from ssmrl.runs.metrics import RunningMeans
 from ssmrl.runs.progress import progress
 from ssmrl.runs.run import Run
 from ssmrl.runs.schema import resolve_device
@@ -185,8 +186,7 @@ def train(run: Run) -> dict[str, Any]:
         run.resume_from(step)
         print(f"resumed from checkpoint at update {step}", flush=True)
 
-    sums: dict[str, float] = {}
-    count = 0
+    means = RunningMeans()
     last: dict[str, Any] = {}
     bar = progress(total=cfg.train.steps, initial=counters["updates"], desc=f"worldmodel {cfg.wm.preset} {cfg.env.id}")
     tick, tick_updates = time.time(), counters["updates"]
@@ -203,17 +203,14 @@ def train(run: Run) -> dict[str, Any]:
                 sched.step()
                 counters["updates"] += 1
                 bar.update(1)
-                for k, v in metrics.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
-                count += 1
+                means.add(metrics)  # tensors, read back once per log line
                 step = counters["updates"]
                 if step - counters["last_log"] >= cfg.train.log_every:
                     counters["last_log"] = step
                     now = time.time()
-                    row = {f"wm/{k}": v / count for k, v in sums.items()}
+                    row = {f"wm/{k}": v for k, v in means.pop().items()}
                     row["perf/updates_per_s"] = (step - tick_updates) / max(now - tick, 1e-9)
                     tick, tick_updates = now, step
-                    sums, count = {}, 0
                     run.log_metrics(step, row)
                     bar.set_postfix({"loss": f"{row['wm/loss']:.3g}"})
                 if cfg.train.eval_every and step - counters["last_eval"] >= cfg.train.eval_every:

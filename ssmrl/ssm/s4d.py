@@ -30,6 +30,11 @@ S4D_MODES = ("scan", "chunked")
 _MAX_SEGMENT_MATMULS = 4
 
 
+def _reads_segments(u: Tensor) -> bool:
+    """Whether the chunked path may read the segment count back to the host (CPU tensors only)."""
+    return not u.is_cuda
+
+
 def ssm_dtypes(param: Tensor) -> tuple[torch.dtype, torch.dtype]:
     """(real, complex) dtypes for SSM math: at least float32/complex64 (float64 stays float64)."""
     real = torch.promote_types(param.dtype, torch.float32)
@@ -193,7 +198,9 @@ class S4D(nn.Module):
             ue, reset, keep0 = uh, None, None
         else:
             seg = first.reshape(BC, T).cumsum(-1)  # resets so far inside each chunk
-            n_seg = int(seg[:, -1].max()) + 1
+            # the cheapest form depends on the number of segments, which only the host can branch on: read it
+            # back on the CPU (free there); on a GPU take the general form rather than sync every layer
+            n_seg = int(seg[:, -1].max()) + 1 if _reads_segments(u) else T + 1
             # the mask "no reset in (s, t]" is applied with exact zeros, so gradients across a reset are exactly 0
             if n_seg == 1:
                 y = torch.bmm(uh, Wt)

@@ -25,7 +25,6 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .backbones import make_backbone
 from .config import WorldModelConfig
@@ -50,6 +49,14 @@ class WorldModelState:
     def features(self) -> torch.Tensor:
         """(B, d_model + Z): features of the last consumed step."""
         return torch.cat([self.h, self.z], -1)
+
+
+def check_action_indices(action, action_dim: int) -> None:
+    """Host-side range check of discrete action indices (a numpy array or CPU tensor) before they reach the
+    device: raises ValueError naming the range."""
+    if len(action) and (action.min() < 0 or action.max() >= action_dim):
+        raise ValueError(f"discrete action indices must be in [0, {action_dim}), got range "
+                         f"[{int(action.min())}, {int(action.max())}]")
 
 
 def cat_states(states: list[Any]) -> Any:
@@ -158,13 +165,13 @@ class WorldModel(nn.Module):
 
     def prepare_action(self, action: torch.Tensor) -> torch.Tensor:
         """Discrete: int indices (...,) -> one-hot (..., A), or one-hot float passed through; continuous:
-        float (..., A). Raises on a wrong last dimension."""
+        float (..., A). Raises on a wrong last dimension. Index ranges are not read back here (that would be a
+        host sync per call on a GPU): check them on the host before the copy (``check_action_indices``); on the
+        CPU an index out of range still raises in the scatter."""
         a = self.cfg.action_dim
         if self.cfg.discrete_actions and not action.is_floating_point():
-            if action.numel() and (action.min() < 0 or action.max() >= a):
-                raise ValueError(f"discrete action indices must be in [0, {a}), got range "
-                                 f"[{int(action.min())}, {int(action.max())}]")
-            return F.one_hot(action.long(), a).float()
+            index = action.long().unsqueeze(-1)
+            return torch.zeros(*action.shape, a, device=action.device).scatter_(-1, index, 1.0)
         if action.shape[-1] != a:
             raise ValueError(f"action must have last dim action_dim={a}, got shape {tuple(action.shape)}")
         return action.float()
