@@ -38,14 +38,15 @@ def value_and_grads(backend, a, b, first, h0, seed=1):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
 @pytest.mark.parametrize("pattern", PATTERNS)
 @pytest.mark.parametrize("with_h0", [True, False])
-def test_torch_matches_reference(dtype, pattern, with_h0):
+def test_torch_matches_reference(dtype, pattern, with_h0, device):
     a, b, h0, g = inputs(dtype)
     first = make_first(pattern, a.shape[0], a.shape[1], g)
     h0 = h0 if with_h0 else None
     ref = value_and_grads("reference", a, b, first, h0)
-    out = value_and_grads("torch", a, b, first, h0)
+    on = lambda t: None if t is None else t.to(device)  # noqa: E731
+    out = value_and_grads("torch", on(a), on(b), on(first), on(h0))
     for r, o in zip(ref, out):
-        torch.testing.assert_close(o, r, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(o.cpu(), r, rtol=1e-12, atol=1e-12)
 
 
 def test_reference_is_the_recurrence():
