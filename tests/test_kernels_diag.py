@@ -28,8 +28,8 @@ def value_and_grads(backend, a, b, first, h0, seed=1):
     h0 = None if h0 is None else h0.detach().requires_grad_()
     y, hL = diag_scan(a, b, first, h0, backend=backend)
     g = torch.Generator().manual_seed(seed)
-    wy = torch.randn(y.shape, generator=g, dtype=y.dtype)
-    wh = torch.randn(hL.shape, generator=g, dtype=y.dtype)
+    wy = torch.randn(y.shape, generator=g, dtype=y.dtype).to(y.device)
+    wh = torch.randn(hL.shape, generator=g, dtype=y.dtype).to(y.device)
     loss = (y * wy).real.sum() + (hL * wh).real.sum()
     leaves = [t for t in (a, b, h0) if t is not None]
     return [y, hL, *torch.autograd.grad(loss, leaves)]
