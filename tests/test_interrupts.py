@@ -99,3 +99,52 @@ def test_a_missing_index_is_rebuilt_and_a_truncated_checkpoint_recovered_explici
     assert Checkpointer(run_dir / "checkpoints").read()["step"] == 200
     steps = _steps(run_dir)
     assert steps == sorted(steps) and len(steps) == len(set(steps))
+
+
+@pytest.mark.parametrize("words, message", [
+    (["env=atari100k/Pongg"], "env.id='atari100k/Pongg'"),
+    (["train.steps=0"], "steps: expected > 0"),
+    (["train.checkpoint_every=0"], "checkpoint_every: expected > 0"),
+    (["train.log_every=-5"], "log_every: expected > 0"),
+    (["device=cuda"], "device:"),
+    (["agent=dm"], "agent: unknown agent 'dm' for ssmrl train"),
+    (["dreamer.imag_starts=sideways"], "imag_starts"),
+])
+def test_bad_input_is_one_line_exit_2_and_creates_nothing(tmp_path, capsys, words, message):
+    import torch
+
+    from ssmrl.cli.main import main
+
+    if words == ["device=cuda"] and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    run_dir = tmp_path / "new"
+    assert main(["train", "agent=drama", "size=debug", *words, "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ssmrl train: error:") and message in err and "Traceback" not in err
+    assert not run_dir.exists()
+
+
+def test_offline_without_a_dataset_file_creates_nothing(tmp_path, capsys):
+    from ssmrl.cli.main import main
+
+    run_dir = tmp_path / "off"
+    assert main(["offline", "agent=dm", f"dataset={tmp_path / 'missing.hdf5'}", "--run-dir", str(run_dir)]) == 2
+    assert "missing.hdf5 does not exist" in capsys.readouterr().err and not run_dir.exists()
+
+
+def test_budgets_accept_integral_floats_and_refuse_going_below_the_progress(tmp_path, capsys):
+    from ssmrl.cli.main import main
+    from ssmrl.runs.run import Run
+    from ssmrl.runs.schema import Config
+
+    run_dir = tmp_path / "run"
+    words = ["train", *WORDS[:-1], "train.checkpoint_every=40", "--run-dir", str(run_dir)]
+    assert main([*words, "train.steps=8e1"]) == 0  # 8e1 means 80
+    assert Run.load(run_dir, Config).config.train.steps == 80
+    assert main([*words, "train.steps=40"]) == 2
+    assert "train.steps=40 is below the run's progress (80" in capsys.readouterr().err
+    assert Run.load(run_dir, Config).config.train.steps == 80  # nothing rewritten
+    file_dir = tmp_path / "afile"
+    file_dir.write_text("x")
+    assert main(["train", "size=debug", "--run-dir", str(file_dir)]) == 2
+    assert "is a file" in capsys.readouterr().err

@@ -34,7 +34,7 @@ BENCH_SCRIPTS = {
 }
 
 EPILOG = """examples:
-  ssmrl train agent=drama env=atari100k/Pong size=debug --run-dir runs/pong-debug train.seed=3
+  ssmrl train agent=drama env=atari100k/Pong size=debug --run-dir runs/pong-debug seed=3
   ssmrl eval runs/pong-debug --episodes 10
   ssmrl imagine runs/pong-debug --sequences 4 --horizon 32
 """
@@ -60,6 +60,32 @@ def _default_run_dir(words: list[str]) -> Path:
     return Path("runs") / (tag or "run")
 
 
+def _check_run(cfg, command: str, trainers: dict[str, str]) -> None:
+    """Everything a run needs that can be checked before its directory exists: the agent, the device, the env
+    (built once and closed) or the dataset file. Raises ConfigError naming the key."""
+    from ssmrl.runs.schema import resolve_device
+
+    if cfg.agent not in trainers:
+        raise ConfigError(f"agent: unknown agent {cfg.agent!r} for ssmrl {command}; valid agents: {sorted(trainers)}")
+    try:
+        resolve_device(cfg.device)
+    except (RuntimeError, ValueError) as err:
+        raise ConfigError(f"device: {err}") from err
+    if command == "offline":
+        if not cfg.dataset:
+            raise ConfigError("dataset: ssmrl offline needs dataset=<D4RL-format .hdf5 file or Minari dataset folder> "
+                              "(make one with: ssmrl dataset collect env=mujoco/Hopper)")
+        if not Path(cfg.dataset).exists():
+            raise ConfigError(f"dataset: {cfg.dataset} does not exist")
+        return
+    import envs
+
+    try:
+        envs.make(cfg.env.id, **cfg.env.options).close()
+    except (ValueError, TypeError, KeyError) as err:
+        raise ConfigError(f"env.id={cfg.env.id!r} with env.options={cfg.env.options}: {err}") from err
+
+
 # --- sub-commands -----------------------------------------------------------------------------------------------
 def _run_trainer(args: argparse.Namespace, command: str, trainers: dict[str, str]) -> int:
     from ssmrl.runs.run import Run
@@ -68,11 +94,11 @@ def _run_trainer(args: argparse.Namespace, command: str, trainers: dict[str, str
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.words)
     if args.from_checkpoint and not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"--from-checkpoint resumes an existing run, and {run_dir} holds none")
-    run = Run.open(run_dir, args.words, Config, command=command)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir} is a file, not a directory")
+    run = Run.open(run_dir, args.words, Config, command=command, validate=lambda cfg: _check_run(cfg, command, trainers))
     if args.from_checkpoint:
         run.checkpointer.recover(args.from_checkpoint)
-    if run.config.agent not in trainers:
-        raise ConfigError(f"unknown agent {run.config.agent!r} for ssmrl {command}; valid agents: {sorted(trainers)}")
     trainer = _load(trainers[run.config.agent], f"agent {run.config.agent!r}")
     print(f"run directory: {run.directory} ({'resuming' if run.resumed else 'new'})", file=sys.stderr)
     try:
@@ -162,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("dataset", help="collect or inspect offline datasets (D4RL-style HDF5, Minari)")
     p.add_argument("action", choices=["collect", "info"])
-    p.add_argument("words", nargs="*", help="collect: env=mujoco/Hopper level=medium size=... ; info: PATH")
+    p.add_argument("words", nargs="*", help="collect: env=mujoco/Hopper levels=medium size=... ; info: PATH")
     p.add_argument("--out", help="output file or folder")
     p.set_defaults(func=cmd_dataset)
 

@@ -105,6 +105,14 @@ class Checkpointer:
             return self.recover()
         return None if record is None else self.directory / record["file"]
 
+    def latest_step(self) -> int | None:
+        """The step recorded in ``latest.json`` (None without one); reads no checkpoint."""
+        try:
+            record = self._latest_record()
+        except CheckpointError:
+            return None
+        return None if record is None else record["step"]
+
     def recover(self, path: str | Path | None = None) -> Path:
         """Point ``latest.json`` at ``path`` (verified by reading it back) or, without a path, at the newest
         checkpoint that reads back; later checkpoint files are renamed ``*.pt.rejected``. Returns the file."""

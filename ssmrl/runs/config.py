@@ -118,6 +118,10 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected float, got {value!r}")
         return float(value)
     if tp is int:
+        if isinstance(value, str):  # ``train.steps=2e4`` arrives as a string (YAML 1.1 has no exponent ints)
+            value = _number(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 2e4 means 20000
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected int, got {value!r}")
         return value

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ssmrl.runs.checkpoint import Checkpointer, atomic_write
 from ssmrl.runs.config import ConfigError, deep_merge, dump_yaml, flatten, from_dict, load_yaml, resolve_args
@@ -131,11 +131,14 @@ class Run:
 
     # --- creation / resume ------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, directory: str | Path, args: list[str], schema: type, command: str = "train") -> "Run":
+    def open(cls, directory: str | Path, args: list[str], schema: type, command: str = "train",
+             validate: Callable[[Any], None] | None = None) -> "Run":
         """Create a run from presets/overrides, or resume the one in ``directory`` (its config.yaml wins).
 
         On resume, command-line words may only change keys in ``RESUMABLE_PREFIXES``; any other difference
-        is an error that names the key, so nothing given on the command line is silently dropped.
+        is an error that names the key, so nothing given on the command line is silently dropped. ``validate``
+        (config -> None, raising ``ConfigError``) runs before anything is written: a refused first start
+        leaves no directory behind, a refused resume rewrites nothing.
         """
         directory = Path(directory)
         merged, given = resolve_args(args)
@@ -143,13 +146,15 @@ class Run:
         if config_file.is_file():
             lock = lock_run_directory(directory)  # before reading: a live run may be rewriting its files
             try:
-                return cls._resume(directory, given, schema, lock)
+                return cls._resume(directory, given, schema, lock, validate)
             except BaseException:
                 lock.close()
                 raise
         if directory.exists() and any(p.name != LOCK_FILE for p in directory.iterdir()):
             raise ConfigError(f"run directory {directory} exists, is not empty and has no config.yaml")
         config = from_dict(schema, merged)  # validated before anything is created
+        if validate is not None:
+            validate(config)
         lock = lock_run_directory(directory)
         run = cls(directory, config, resumed=False)
         run._lock = lock
@@ -166,7 +171,7 @@ class Run:
         return run
 
     @classmethod
-    def _resume(cls, directory: Path, given: dict, schema: type, lock) -> "Run":
+    def _resume(cls, directory: Path, given: dict, schema: type, lock, validate=None) -> "Run":
         """Resume the run in ``directory`` (locked by the caller with ``lock``)."""
         config_file = directory / "config.yaml"
         recorded = load_yaml(config_file)
@@ -185,6 +190,13 @@ class Run:
         for key, value in changes.items():
             data = deep_merge(data, _nest(key, value))
         config = from_dict(schema, data)
+        if validate is not None:
+            validate(config)
+        steps = getattr(getattr(config, "train", None), "steps", None)
+        done = Checkpointer(directory / "checkpoints").latest_step()
+        if "train.steps" in changes and steps is not None and done is not None and steps < done:
+            raise ConfigError(f"train.steps={steps} is below the run's progress ({done} at the latest checkpoint "
+                              f"of {directory}); give at least {done}")
         run = cls(directory, config, resumed=True)
         run._lock = lock
         if changes:

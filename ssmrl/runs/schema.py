@@ -26,10 +26,18 @@ class EnvConfig:
 class TrainConfig:
     steps: int = 10_000  # environment steps (online) or updates (offline)
     log_every: int = 500
-    eval_every: int = 5_000
+    eval_every: int = 5_000  # 0: evaluate only at the end
     eval_episodes: int = 5
     checkpoint_every: int = 5_000
     video_every: int = 0  # 0: no periodic videos
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "log_every", "checkpoint_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
+        for name in ("eval_every", "eval_episodes", "video_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
 
 
 @dataclass
