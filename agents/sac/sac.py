@@ -242,8 +242,8 @@ def actor_policy(actor: Actor, space: gym.spaces.Box, deterministic: bool, gener
     """Wrap an actor as ``obs -> env action`` (numpy in, numpy out)."""
 
     def policy(obs: np.ndarray) -> np.ndarray:
-        o = torch.as_tensor(np.asarray(obs, np.float32)).unsqueeze(0)
-        a = actor.act(o, deterministic=deterministic, generator=generator)[0].numpy()
+        o = torch.as_tensor(np.asarray(obs, np.float32), device=next(actor.parameters()).device).unsqueeze(0)
+        a = actor.act(o, deterministic=deterministic, generator=generator)[0].cpu().numpy()
         return to_env_action(a, space)
 
     return policy
@@ -272,8 +272,9 @@ def train_sac(
     space = env.action_space
     act_dim = int(np.prod(space.shape))
     torch.manual_seed(seed)  # network init; sampling uses the generator below
-    agent = agent or SAC(obs_dim, act_dim, cfg)
-    gen = torch.Generator().manual_seed(seed)
+    device = torch.device(cfg.device)
+    agent = (agent or SAC(obs_dim, act_dim, cfg)).to(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
     rng = np.random.default_rng(seed)
     space.seed(seed)
     buf = ReplayBuffer(obs_dim, act_dim, min(cfg.buffer_size, total_steps))
@@ -296,8 +297,8 @@ def train_sac(
             ep_ret, ep_len = 0.0, 0
         if step > cfg.learning_starts and buf.size >= cfg.batch_size:
             b = buf.sample(cfg.batch_size, rng)
-            batch = {k: torch.as_tensor(v) for k, v in b.items()}
-            batch["actions"] = torch.as_tensor(to_unit_action(b["actions"], space))
+            batch = {k: torch.as_tensor(v, device=device) for k, v in b.items()}
+            batch["actions"] = torch.as_tensor(to_unit_action(b["actions"], space), device=device)
             agent.update(batch, gen)
         if log_every and step % log_every == 0 and stats.returns:
             print(f"[sac] step {step} recent return {np.mean(stats.returns[-5:]):.1f}", flush=True)
