@@ -80,3 +80,25 @@ def test_ray_backend_runs_and_skips_finished_cells(tmp_path):
         assert cells[0].done_file.stat().st_mtime_ns == stamp
     finally:
         ray.shutdown()
+
+
+def test_suite_words_after_envs_are_overrides_and_unknown_env_ids_are_refused(tmp_path, monkeypatch, capsys):
+    """`--envs memory/four-rooms size=debug` used to make size=debug a second env id (and run full size)."""
+    import argparse
+
+    import ssmrl.bench.suite as suite
+
+    seen = {}
+
+    def fake_run_suite(name, agents, seeds, out, envs, words, *rest):
+        seen.update(agents=agents, envs=envs, words=words)
+        return {"cells": [], "failed": []}
+
+    monkeypatch.setattr(suite, "run_suite", fake_run_suite)
+    rest = ["memory", "--agents", "random", "seed=1", "--envs", "memory/four-rooms", "size=debug",
+            "--out", str(tmp_path / "s")]
+    assert suite.bench_cli(argparse.Namespace(name="suite", rest=rest)) == 0
+    assert seen == {"agents": ["random"], "envs": ["memory/four-rooms"], "words": ["seed=1", "size=debug"]}
+    with pytest.raises(SystemExit) as exit_info:
+        suite.bench_cli(argparse.Namespace(name="suite", rest=["memory", "--agents", "random", "--envs", "Pong"]))
+    assert exit_info.value.code == 2 and "not env ids of the memory suite" in capsys.readouterr().err

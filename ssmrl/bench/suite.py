@@ -164,7 +164,9 @@ def bench_cli(args: argparse.Namespace) -> int:
 
         return report_cli(args.rest)
     parser = argparse.ArgumentParser(prog="ssmrl bench suite", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="key=value words (presets and overrides for every cell, e.g. size=debug "
+                                            "train.steps=2e4) may appear anywhere, also after --agents or --envs")
     parser.add_argument("suite", choices=SUITES)
     parser.add_argument("--agents", nargs="+", required=True)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
@@ -179,6 +181,15 @@ def bench_cli(args: argparse.Namespace) -> int:
     bad = [w for w in words if "=" not in w or w.startswith("-")]
     if bad:
         parser.error(f"unrecognized arguments: {' '.join(bad)}")
+    for name in ("agents", "envs"):  # nargs="+" also swallows the key=value words that follow
+        values = getattr(opts, name) or []
+        words += [v for v in values if "=" in v]
+        setattr(opts, name, [v for v in values if "=" not in v] or None)
+    if not opts.agents:
+        parser.error("--agents needs at least one agent name")
+    unknown = [e for e in opts.envs or [] if e not in suite_envs(opts.suite)]
+    if unknown:
+        parser.error(f"--envs: {unknown} are not env ids of the {opts.suite} suite; valid: {suite_envs(opts.suite)}")
     out = Path(opts.out or f"runs/bench-{opts.suite}")
     summary = run_suite(opts.suite, opts.agents, opts.seeds, out, opts.envs, words, opts.backend, opts.workers,
                         opts.address, opts.cpus_per_cell, opts.gpus_per_cell)
