@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 from ssmrl.metrics.aggregate import mean_and_stderr
 from ssmrl.rollout import RolloutConfig, RolloutEngine
 from ssmrl.runs.checkpoint import CheckpointError
+from ssmrl.runs.config import ConfigError
 from ssmrl.runs.progress import progress
 from ssmrl.runs.run import Run, package_versions
 from ssmrl.runs.schema import Config
@@ -108,7 +110,14 @@ def resolve_target(target: str | Path) -> tuple[Path, Path | None]:
 
 
 def evaluate_cli(args: argparse.Namespace) -> int:
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.num_envs < 1:
+        raise ConfigError(f"--num-envs must be >= 1, got {args.num_envs}")
     run_dir, checkpoint = resolve_target(args.target)
+    out_dir = Path(args.out).resolve().parent if args.out else run_dir
+    if not os.access(out_dir, os.W_OK):  # checked before playing every episode, not after
+        raise ConfigError(f"cannot write the result into {out_dir} (read-only?); pass --out FILE elsewhere")
     run = Run.load(run_dir, Config)
     cfg = run.config
     if cfg.agent in OFFLINE_EVALUATORS:
@@ -134,7 +143,9 @@ def evaluate_cli(args: argparse.Namespace) -> int:
 def _write(result: dict, out: Path) -> int:
     out.write_text(json.dumps(result, indent=1, default=str))
     if "per_episode" not in result:  # offline evaluators report their own summary
-        line = f"{result.get('agent')} step {result['step']}: mean return {result['return_mean']:.2f} ± {result['return_std']:.2f} (std)"
+        n = len(result.get("returns") or []) or 1
+        line = (f"{result.get('agent')} step {result['step']}: mean return {result['return_mean']:.2f} "
+                f"± {result['return_std'] / math.sqrt(n):.2f} (s.e., {n} episodes; std {result['return_std']:.2f})")
         norm = result.get("normalised")
         if norm:
             line += f", normalised {norm['score']:.1f} [reference: {norm['reference']}, task {norm['task']}]"
@@ -147,7 +158,8 @@ def _print_table(result: dict) -> None:
     print(f"{'episode':>8} {'env':>4} {'return':>12} {'length':>8}")
     for i, ep in enumerate(result["per_episode"]):
         print(f"{i:>8} {ep['env']:>4} {ep['return']:>12.2f} {ep['length']:>8}")
-    line = f"{result['env']} step {result['step']}: mean {result['mean']:.2f} ± {result['stderr']:.2f} (s.e., {result['episodes']} episodes)"
+    line = (f"{result['env']} step {result['step']}: mean {result['mean']:.2f} ± {result['stderr']:.2f} "
+            f"(s.e., {result['episodes']} episodes; std {result['std']:.2f})")
     if "normalized_score" in result and math.isfinite(result["normalized_score"]):
         line += f", normalised {result['normalized_score']:.3f} [{result['normalized_reference']}]"
     print(line)

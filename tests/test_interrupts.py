@@ -148,3 +148,40 @@ def test_budgets_accept_integral_floats_and_refuse_going_below_the_progress(tmp_
     file_dir.write_text("x")
     assert main(["train", "size=debug", "--run-dir", str(file_dir)]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_a_full_disk_mid_run_is_a_one_line_error_and_the_last_checkpoint_survives(tmp_path):
+    """Writes past a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored) fail like a full disk: exit status 1 with a
+    message, no traceback; the checkpoint written before the limit still loads."""
+    import resource
+
+    run_dir = tmp_path / "run"
+    from ssmrl.cli.main import main
+
+    words = ["train", *WORDS[:-1], "train.checkpoint_every=40", "--run-dir", str(run_dir)]
+    assert main([*words, "train.steps=40"]) == 0
+    size = max(p.stat().st_size for p in (run_dir / "checkpoints").glob("ckpt-*.pt"))
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2))
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "ssmrl.cli.main", *words, "train.steps=120"], capture_output=True,
+                          text=True, env=env, preexec_fn=limit, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "ssmrl train: error:" in proc.stderr and "File too large" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert Checkpointer(run_dir / "checkpoints").read()["step"] == 40
+
+
+def test_eval_refuses_an_unwritable_output_before_playing(tmp_path, capsys, monkeypatch):
+    from ssmrl.cli.main import main
+
+    run_dir = tmp_path / "run"
+    assert main(["train", *WORDS[:-1], "train.steps=40", "train.checkpoint_every=40", "--run-dir", str(run_dir)]) == 0
+    assert main(["eval", str(run_dir), "--episodes", "0"]) == 2
+    assert "--episodes must be >= 1" in capsys.readouterr().err
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert main(["eval", str(run_dir), "--episodes", "1"]) == 2
+    assert "pass --out FILE" in capsys.readouterr().err

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ssmrl.runs.config import ConfigError
 from ssmrl.replay.offline import read_d4rl, read_minari, validate_d4rl, write_d4rl, write_minari
 
 __all__ = ["read_d4rl", "write_d4rl", "write_minari", "load_dataset", "flat_observations", "validate_d4rl"]
@@ -30,13 +31,23 @@ def flat_observations(obs: Any) -> np.ndarray:
 
 
 def load_dataset(path: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """A D4RL ``.hdf5`` file or a Minari dataset folder as flat arrays + metadata (observations flattened)."""
-    if os.path.isdir(path):
-        data, meta = read_minari(path)
-    elif os.path.isfile(path):
-        data, meta = read_d4rl(path)
-    else:
-        raise FileNotFoundError(f"offline dataset {path!r} is neither a D4RL .hdf5 file nor a Minari folder")
+    """A D4RL ``.hdf5`` file or a Minari dataset folder as flat arrays + metadata (observations flattened).
+    Any problem with the file (missing, empty, not HDF5, failing validation) raises ``ConfigError`` naming it."""
+    try:
+        if os.path.isdir(path):
+            data, meta = read_minari(path)
+        elif os.path.isfile(path):
+            if os.path.getsize(path) == 0:
+                raise ValueError("the file is empty")
+            data, meta = read_d4rl(path)
+        else:
+            raise ValueError("neither a D4RL .hdf5 file nor a Minari dataset folder exists there")
+    except FileNotFoundError as err:  # e.g. a Minari folder without its metadata
+        raise ConfigError(f"offline dataset {path}: {err}") from err
+    except OSError as err:  # h5py: "file signature not found" and friends, without the path
+        raise ConfigError(f"offline dataset {path}: not a readable HDF5 file ({err})") from err
+    except (ValueError, KeyError) as err:
+        raise ConfigError(f"offline dataset {path}: {err}") from err
     data = dict(data)
     for k in ("observations", "next_observations"):
         if k in data:

@@ -77,6 +77,9 @@ def _check_run(cfg, command: str, trainers: dict[str, str]) -> None:
                               "(make one with: ssmrl dataset collect env=mujoco/Hopper)")
         if not Path(cfg.dataset).exists():
             raise ConfigError(f"dataset: {cfg.dataset} does not exist")
+        from agents.offline.io import load_dataset
+
+        load_dataset(cfg.dataset)  # reads and validates the whole file (ConfigError naming it)
         return
     import envs
 
@@ -212,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, NotAvailable, FileNotFoundError) as err:
         print(f"ssmrl {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # after work started: disk full, a directory turned read-only, ...
+        print(f"ssmrl {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except Interrupted as err:
         print(f"ssmrl {args.command}: {err}", file=sys.stderr)
         return 128 + err.signum

@@ -40,6 +40,7 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a run's files follow the user's umask like any other
         with os.fdopen(fd, mode) as handle:
             write(handle)
             handle.flush()
@@ -48,6 +49,12 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it: set and restore at once
+    os.umask(mask)
+    return mask
 
 
 def sha256(path: Path) -> str:

@@ -94,8 +94,11 @@ def lock_run_directory(directory: Path):
     """Take the exclusive lock of a run directory (creating it): an open file whose ``flock`` dies with the
     process, so a crashed or killed run never leaves a stale lock. Raises :class:`RunLockedError` naming the
     holder's pid and host while another process holds it. Returns the open lock file (keep it open)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    handle = open(directory / LOCK_FILE, "a+")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle = open(directory / LOCK_FILE, "a+")
+    except OSError as err:
+        raise ConfigError(f"cannot create run directory {directory}: {err.strerror or err}") from err
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
