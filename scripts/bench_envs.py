@@ -96,7 +96,7 @@ def vector_steps_per_s(env_id: str, num_envs: int, steps: int, seed: int, repeat
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="ssmrl bench envs", description=__doc__.splitlines()[0])
     parser.add_argument("--game", default="Breakout")
     parser.add_argument("--steps", type=int, default=4000, help="agent steps per measurement")
     parser.add_argument("--num-envs", type=int, default=8)

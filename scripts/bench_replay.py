@@ -83,7 +83,7 @@ def rss_mib() -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="ssmrl bench replay", description=__doc__.splitlines()[0])
     p.add_argument("--capacity", type=int, default=100_000, help="stored steps (Atari100k: 100k)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--length", type=int, default=64)

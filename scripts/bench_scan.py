@@ -261,7 +261,7 @@ def _machine(device: torch.device) -> dict:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="ssmrl bench scan", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="few shapes and reps (smoke run)")
     p.add_argument("--out", type=str, default=None, help="also write the JSON to this file")
     p.add_argument("--reps", type=int, default=3, help="timed repetitions (median reported)")

@@ -162,7 +162,7 @@ def bench_one(words: list[str], updates: int, warmup_updates: int, act_steps: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="ssmrl bench train", description=__doc__.split("\n\n")[0])
     parser.add_argument("words", nargs="*", help="extra presets/overrides for every configuration (key.sub=value)")
     parser.add_argument("--agent", default="drama")
     parser.add_argument("--env", default="atari100k/Pong")

@@ -143,7 +143,7 @@ def bench_preset(preset: str, args, device) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="ssmrl bench worldmodel", description=__doc__.splitlines()[0])
     p.add_argument("--presets", default=",".join(PRESETS), help=f"comma-separated subset of {PRESETS}")
     p.add_argument("--size", default="drama", choices=("debug", "small", "drama"))
     p.add_argument("--actions", type=int, default=18)

@@ -63,6 +63,12 @@ def test_atari_report_tables_and_plots(tmp_path):
     assert f"| drama | 3 | 3 | {expected_mean:.3f} [" in report
     assert "STORM (*published*, same games)" in report
     assert (tmp_path / "per_game_hns.png").is_file() and (tmp_path / "performance_profile.png").is_file()
+    assert "Not a like-for-like comparison" not in report  # default cells
+    done = tmp_path / "drama" / "atari100k__Pong" / "seed0" / "done.json"
+    record = json.loads(done.read_text())
+    record["cell"]["words"] = ["size=cpu", "seed=0"]
+    done.write_text(json.dumps(record))
+    assert "Not a like-for-like comparison:** these cells ran with `size=cpu`" in write_report(tmp_path).read_text()
 
 
 def test_ray_backend_runs_and_skips_finished_cells(tmp_path):

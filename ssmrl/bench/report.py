@@ -113,7 +113,9 @@ def _fmt(ci: dict) -> str:
     return f"{ci['value']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
 
 
-def atari_section(scores: dict[str, dict[str, list[float]]], out: Path) -> list[str]:
+def atari_section(scores: dict[str, dict[str, list[float]]], out: Path, changed: list[str] | None = None) -> list[str]:
+    """Human-normalised aggregates beside published 100k-step numbers; ``changed``: the words by which the cells
+    departed from the default budget and sizes (printed as a warning above the comparison)."""
     from envs.atari100k import REFERENCE_SCORES, human_normalized_score
     from ssmrl.bench.published import ATARI100K
 
@@ -126,6 +128,9 @@ def atari_section(scores: dict[str, dict[str, list[float]]], out: Path) -> list[
             hns[agent] = games
     if not hns:
         return []
+    if changed:
+        lines += [f"**Not a like-for-like comparison:** these cells ran with `{' '.join(changed)}`, while the "
+                  "published rows are Atari100k runs (100k env steps, full-size models).", ""]
     lines += ["| agent | games | runs | mean | median | IQM | optimality gap | games > human |", "|---|---|---|---|---|---|---|---|"]
     for agent, per in sorted(hns.items()):
         runs = min(len(v) for v in per.values())
@@ -165,6 +170,10 @@ def stori_section(scores: dict[str, dict[str, list[float]]]) -> list[str]:
     return lines
 
 
+# words that change what a cell measures relative to a published 100k-step result
+_BUDGET_KEYS = ("size", "train", "wm", "dreamer", "ac", "env")
+
+
 def write_report(suite_dir: Path) -> Path:
     suite_dir = Path(suite_dir)
     cells = collect(suite_dir)
@@ -186,7 +195,9 @@ def write_report(suite_dir: Path) -> Path:
         lines += ["## Normalised average", "", "| agent | cells | normalised score |", "|---|---|---|"]
         lines += [f"| {a} | {len(v)} | {np.mean(v):.1f} ± {mean_and_stderr(v)[1]:.1f} |" for a, v in sorted(by_agent.items())]
         lines.append("")
-    lines += atari_section(scores, suite_dir)
+    changed = sorted({w for c in cells if c["cell"]["env"].split("/")[0] in ("atari100k", "atari")
+                      for w in c["cell"].get("words", []) if w.split("=")[0].split(".")[0] in _BUDGET_KEYS})
+    lines += atari_section(scores, suite_dir, changed)
     lines += stori_section(scores)
     curves = learning_curves(cells, suite_dir / "learning_curves.png")
     if curves:

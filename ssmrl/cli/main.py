@@ -94,6 +94,10 @@ def _run_trainer(args: argparse.Namespace, command: str, trainers: dict[str, str
     from ssmrl.runs.run import Run
     from ssmrl.runs.schema import Config
 
+    # a dataset path is stored absolute, so eval and resume work from any directory (argv in run.json keeps the
+    # spelling that was typed)
+    args.words = [f"dataset={Path(w.split('=', 1)[1]).resolve()}" if w.startswith("dataset=") else w
+                  for w in args.words]
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.words)
     if args.from_checkpoint and not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"--from-checkpoint resumes an existing run, and {run_dir} holds none")
