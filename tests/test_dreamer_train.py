@@ -78,9 +78,11 @@ def test_imagine_writes_playable_videos(tmp_path):
         frames = [f for f in reader]
         assert len(frames) == 7  # context + horizon
         assert imageio.mimread(out / f"{name}.gif")  # decodes
-    # open-loop rows: truth, model, error stacked vertically -> three times a bordered frame plus gaps
+    # open-loop rows: truth, model, error stacked vertically -> three times a bordered frame plus gaps, right of
+    # a 64-pixel label margin and above a 30-pixel legend footer
     first = imageio.get_reader(out / "open-loop-0.mp4").get_data(0)
-    assert first.shape[0] > 2.5 * first.shape[1]
+    assert first.shape[0] - 30 > 2.5 * (first.shape[1] - 64)
+    assert first[:-30, :60].max() > 100  # row labels are drawn in the margin
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["sequences"]) == 2 and all(s["open_loop_mse"] >= 0 for s in summary["sequences"])
 
@@ -106,3 +108,20 @@ def test_debug_run_of_every_suite_trains_and_evaluates(tmp_path, agent, env, opt
     assert result["episodes"] == 1
     if env.startswith(("atari100k", "stori")):
         assert "normalized_score" in result  # human-normalised with the Atari100k reference scores
+
+
+def test_video_annotation_names_rows_and_explains_border_colours():
+    import numpy as np
+
+    from ssmrl.runs.video import IMAGINED, OBSERVED, annotate
+
+    video = np.zeros((2, 90, 30, 3), np.uint8)
+    out = annotate(video, ["truth", "model", "|error|"])
+    assert out.shape == (2, 90 + 30, 64 + 30, 3)
+    margin = out[0, :90, :64].max(-1)
+    for row in range(3):  # text in each row's band of the margin
+        assert margin[row * 30:(row + 1) * 30].max() > 100
+    footer = out[0, 90:].reshape(-1, 3)
+    for colour in (OBSERVED, IMAGINED):  # the legend's swatches
+        assert (np.abs(footer.astype(int) - colour).sum(-1) == 0).any()
+    assert not annotate(video, ["policy"], legend=False)[:, 90:].size

@@ -4,7 +4,8 @@ For each sequence the agent plays ``context + horizon`` real steps in a fresh en
 observes the first ``context`` frames and then imagines ``horizon`` steps
   * open loop, feeding the recorded actions: rows truth / prediction / |error| (``open-loop-<i>.{mp4,gif}``),
   * with the agent's own policy choosing actions: one row of imagined frames (``policy-<i>.{mp4,gif}``).
-Green borders mark frames the model observed (their row shows its reconstruction), red borders imagined ones.
+Green borders mark frames the model observed (their row shows its reconstruction), red borders imagined ones; the
+videos name their rows in a left margin and explain the colours in a footer.
 The same strips go to TensorBoard as images.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ssmrl.runs.config import ConfigError
 from ssmrl.runs.run import Run
 from ssmrl.runs.schema import Config
 from ssmrl.runs.seeding import Seeds
-from ssmrl.runs.video import IMAGINED, OBSERVED, border, stack_rows, upscale, write_gif, write_mp4
+from ssmrl.runs.video import IMAGINED, OBSERVED, annotate, border, stack_rows, upscale, write_gif, write_mp4
 
 
 def collect(run: Run, policy, sequences: int, length: int, seed: int) -> dict[str, np.ndarray]:
@@ -61,12 +62,13 @@ def imagine_sequences(agent, window: dict[str, np.ndarray], context: int, horizo
 
 
 def render(truth: np.ndarray, recon: np.ndarray, imagined: np.ndarray, scale: int = 3) -> np.ndarray:
-    """One sequence: rows truth / model / |error|, green borders on observed frames, red on imagined ones."""
+    """One sequence: rows truth / model / |error| (labelled in a left margin), green borders on observed frames,
+    red on imagined ones (explained in a footer)."""
     context = recon.shape[0]
     model = np.concatenate([border(recon, OBSERVED), border(imagined, IMAGINED)])
     real = np.concatenate([border(truth[:context], OBSERVED), border(truth[context:], IMAGINED)])
     error = np.abs(real.astype(np.int16) - model.astype(np.int16)).astype(np.uint8)
-    return upscale(stack_rows(real, model, error), scale)
+    return annotate(upscale(stack_rows(real, model, error), scale), ["truth", "model", "|error|"])
 
 
 def write_videos(run: Run, agent, window: dict[str, np.ndarray], context: int, horizon: int, step: int,
@@ -77,7 +79,8 @@ def write_videos(run: Run, agent, window: dict[str, np.ndarray], context: int, h
     summary = []
     for i in range(len(truth)):
         video = render(truth[i], frames["recon"][i], frames["open_loop"][i])
-        policy_video = upscale(np.concatenate([border(frames["recon"][i], OBSERVED), border(frames["policy"][i], IMAGINED)]), 3)
+        policy_video = annotate(upscale(np.concatenate([border(frames["recon"][i], OBSERVED),
+                                                        border(frames["policy"][i], IMAGINED)]), 3), ["policy"])
         for name, clip in (("open-loop", video), ("policy", policy_video)):
             write_mp4(out_dir / f"{name}-{i}.mp4", clip)
             write_gif(out_dir / f"{name}-{i}.gif", clip)

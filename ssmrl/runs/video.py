@@ -41,6 +41,28 @@ def stack_rows(*rows: np.ndarray, gap: int = 2) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
+def annotate(video: np.ndarray, rows: list[str], legend: bool = True, margin: int = 64,
+             footer: int = 30) -> np.ndarray:
+    """Label a video of ``len(rows)`` equally tall stacked rows: the row names in a left margin and, with
+    ``legend``, a footer explaining the border colours. (T, H, W, 3) -> (T, H + footer, margin + W, 3)."""
+    import cv2
+
+    t, h, w, _ = video.shape
+    panel = np.zeros((h + (footer if legend else 0), margin + w, 3), np.uint8)
+    band = h / len(rows)
+    for i, name in enumerate(rows):
+        cv2.putText(panel, name, (4, int((i + 0.5) * band) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    if legend:  # two lines, so that it fits beside narrow videos
+        for line, (colour, text) in enumerate(((OBSERVED, "observed"), (IMAGINED, "imagined"))):
+            y = h + 13 + 14 * line
+            cv2.rectangle(panel, (4, y - 9), (14, y), colour, -1)
+            cv2.putText(panel, text, (18, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    out = np.repeat(panel[None], t, axis=0)
+    out[:, :h, margin:] = video
+    return out
+
+
 def upscale(frames: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour upscaling so small (64x64) frames are watchable."""
     return frames.repeat(factor, axis=1).repeat(factor, axis=2) if factor > 1 else frames
