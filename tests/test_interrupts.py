@@ -109,6 +109,9 @@ def test_a_missing_index_is_rebuilt_and_a_truncated_checkpoint_recovered_explici
     (["device=cuda"], "device:"),
     (["agent=dm"], "agent: unknown agent 'dm' for ssmrl train"),
     (["dreamer.imag_starts=sideways"], "imag_starts"),
+    (["wm.overrides.ssm.d_statee=8"], "wm: unknown world-model config key 'ssm.d_statee'"),
+    (["wm.overrides.d_model=0"], "wm: WorldModelConfig.d_model must be a positive int"),
+    (["env.num_envs=0"], "env.num_envs: expected >= 1"),
 ])
 def test_bad_input_is_one_line_exit_2_and_creates_nothing(tmp_path, capsys, words, message):
     import torch

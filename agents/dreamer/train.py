@@ -32,6 +32,24 @@ def _spaces(cfg) -> tuple[dict, dict]:
     return spaces, info.get("settings", {})
 
 
+def check(cfg) -> None:
+    """What ``ssmrl train`` checks before creating the run directory: the world model's configuration for this
+    env (sizes, override keys), built without weights. Raises ConfigError naming the section."""
+    from ssmrl.runs.config import ConfigError
+    from ssmrl.world_models import make_config
+
+    env = envs.make(cfg.env.id, **cfg.env.options)
+    try:
+        spaces = space_info(env.observation_space, env.action_space)
+    finally:
+        env.close()
+    try:
+        make_config(cfg.wm.preset, cfg.wm.size, action_dim=spaces["action_dim"], image_shape=spaces["image_shape"],
+                    vector_dim=spaces["vector_dim"], discrete_actions=spaces["discrete"], **cfg.wm.overrides).validate()
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"wm: {err.args[0] if err.args else err}") from err
+
+
 def build_agent(run: Run) -> tuple[DreamerAgent, dict, dict]:
     cfg = run.config
     spaces, settings = _spaces(cfg)

@@ -179,6 +179,15 @@ class WorldModelConfig:
                     f"({len(self.image.channels)} conv layers: the first with stride {self.image.first_stride}, "
                     f"the others with stride 2)"
                 )
+        sizes = {"d_model": self.d_model, "latent.groups": self.latent.groups, "latent.classes": self.latent.classes,
+                 "heads.hidden": self.heads.hidden, "ssm.n_layers": self.ssm.n_layers, "ssm.d_state": self.ssm.d_state,
+                 "ssm.expand": self.ssm.expand, "ssm.headdim": self.ssm.headdim, "ssm.chunk_size": self.ssm.chunk_size,
+                 "transformer.n_layers": self.transformer.n_layers, "transformer.n_heads": self.transformer.n_heads,
+                 "transformer.window": self.transformer.window, "vector.units": self.vector.units,
+                 **{f"image.channels[{i}]": c for i, c in enumerate(self.image.channels)}}
+        for name, value in sizes.items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"WorldModelConfig.{name} must be a positive int, got {value!r}")
         choice("structure", self.structure, STRUCTURES)
         choice("backbone", self.backbone, BACKBONES)
         choice("posterior_input", self.posterior_input, ("embed", "embed_h"))
