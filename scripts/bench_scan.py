@@ -287,6 +287,10 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"ssmrl bench scan: error: --device {args.device}: torch sees no CUDA device on this machine "
+              "(use --device cpu)", file=sys.stderr)
+        raise SystemExit(2)
     diag_shapes, ssd_shapes = DIAG_SHAPES, SSD_SHAPES
     if args.quick:
         diag_shapes, ssd_shapes = [(16, 64, 256, 16)], SSD_SHAPES[:1]

@@ -188,3 +188,24 @@ def test_eval_refuses_an_unwritable_output_before_playing(tmp_path, capsys, monk
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     assert main(["eval", str(run_dir), "--episodes", "1"]) == 2
     assert "pass --out FILE" in capsys.readouterr().err
+
+
+def test_other_commands_refuse_bad_input_in_one_line(tmp_path, capsys):
+    import torch
+
+    from ssmrl.cli.main import main
+
+    assert main(["dataset", "collect", "env=mujoco/Hopperr", "--out", str(tmp_path / "d")]) == 2
+    assert "env: unknown MuJoCo task" in capsys.readouterr().err and not (tmp_path / "d").exists()
+    empty = tmp_path / "empty.hdf5"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.hdf5"
+    text.write_text("not hdf5")
+    for path, message in ((empty, "the file is empty"), (text, "not a readable HDF5 file")):
+        assert main(["dataset", "info", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert str(path) in err and message in err and "Traceback" not in err
+    if not torch.cuda.is_available():
+        proc = subprocess.run([sys.executable, "-m", "ssmrl.cli.main", "bench", "scan", "--quick", "--device", "cuda"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "no CUDA device" in proc.stderr and "Traceback" not in proc.stderr

@@ -26,6 +26,12 @@ def collect_cli(words: list[str], out: str | None) -> int:
     if out:
         data["out_dir"] = out
     cfg = from_dict(CollectConfig, data)
+    from agents.sac.envs import gym_id
+
+    try:
+        gym_id(cfg.env)  # a typo'd env fails here, before any training or file
+    except ValueError as err:
+        raise ConfigError(f"env: {err}") from err
     result = collect_datasets(cfg)
     print(json.dumps({"config": to_dict(cfg), "paths": result["paths"], "timing": result.get("timing"),
                       "references": result.get("references")}, indent=1, default=str))
