@@ -108,3 +108,14 @@ def test_suite_words_after_envs_are_overrides_and_unknown_env_ids_are_refused(tm
     with pytest.raises(SystemExit) as exit_info:
         suite.bench_cli(argparse.Namespace(name="suite", rest=["memory", "--agents", "random", "--envs", "Pong"]))
     assert exit_info.value.code == 2 and "not env ids of the memory suite" in capsys.readouterr().err
+
+
+def test_a_cell_that_logged_no_score_is_evaluated_instead_of_crashing(tmp_path):
+    from ssmrl.bench.suite import run_cell
+
+    cell = make_cells("memory", ["drama"], [0], tmp_path, envs=["memory/four-rooms"],
+                      words=["size=debug", "train.steps=40", "train.eval_every=0", "train.checkpoint_every=40",
+                             "env.options.max_steps=100", "env.options.image_size=16"])[0]
+    result = run_cell(cell)
+    assert result["returncode"] == 0 and result["source"].startswith("eval of the last checkpoint")
+    assert np.isfinite(result["score"]) and (tmp_path / "drama" / "memory__four-rooms" / "seed0" / "done.json").is_file()

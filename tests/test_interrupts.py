@@ -209,3 +209,18 @@ def test_other_commands_refuse_bad_input_in_one_line(tmp_path, capsys):
         proc = subprocess.run([sys.executable, "-m", "ssmrl.cli.main", "bench", "scan", "--quick", "--device", "cuda"],
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and "no CUDA device" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions; needs a normal user")
+def test_a_read_only_parent_is_a_one_line_error_and_creates_nothing(tmp_path, capsys):
+    from ssmrl.cli.main import main
+
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o500)
+    try:
+        assert main(["train", "agent=drama", "size=debug", "--run-dir", str(parent / "run")]) == 2
+        assert "cannot create run directory" in capsys.readouterr().err
+        assert not (parent / "run").exists()
+    finally:
+        parent.chmod(0o700)

@@ -100,6 +100,20 @@ def final_score(run_dir: Path) -> dict:
     return {"step": rows[-1]["step"], "score": sum(train) / len(train), "source": "train (last 10 episodes)"}
 
 
+def evaluate_cell(cell: Cell, episodes: int = 5) -> dict:
+    """Score a finished cell that logged no score by evaluating its last checkpoint (``ssmrl eval``)."""
+    out = Path(cell.run_dir) / "eval-final.json"
+    argv = [sys.executable, "-m", "ssmrl.cli.main", "eval", cell.run_dir, "--episodes", str(episodes), "--out", str(out)]
+    with open(cell.log_file, "a") as logfile:
+        proc = subprocess.run(argv, stdout=logfile, stderr=subprocess.STDOUT, env={**os.environ})
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cell.run_dir}: no score, and its evaluation failed (exit {proc.returncode}); "
+                           f"see {cell.log_file}")
+    result = json.loads(out.read_text())
+    score = result["mean"] if "mean" in result else result["return_mean"]
+    return {"step": result["step"], "score": score, "source": f"eval of the last checkpoint ({episodes} episodes)"}
+
+
 def run_cell(cell: Cell, log: bool = True) -> dict:
     """Run (or resume) one cell in a subprocess; on success write done.json and return it."""
     cell.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +122,10 @@ def run_cell(cell: Cell, log: bool = True) -> dict:
         proc = subprocess.run(cell.argv(), stdout=logfile, stderr=subprocess.STDOUT, env={**os.environ})
     result = {"cell": asdict(cell), "returncode": proc.returncode, "seconds": time.time() - start}
     if proc.returncode == 0:
-        result.update(final_score(Path(cell.run_dir)))
+        try:
+            result.update(final_score(Path(cell.run_dir)))
+        except RuntimeError:  # finished without any score (e.g. no periodic eval, no finished episode)
+            result.update(evaluate_cell(cell))
         cell.done_file.write_text(json.dumps(result, indent=1))
     elif log:
         print(f"cell {cell.agent} {cell.env} seed {cell.seed} failed (exit {proc.returncode}); see {cell.log_file}",
