@@ -5,9 +5,10 @@
  *   y_t = C_t . h_t
  *
  * The torch backend materialises (B, L, Dm, N) grids for exp(dt A), the states and every gradient: about
- * twenty passes over tensors far larger than the caches. Here each (b, d) runs its whole sequence with the
- * state in registers/L1; the backward recomputes the L states of one (b, d) into a small scratch buffer and
- * then runs the reverse scan, so nothing of size B*L*Dm*N is ever stored.
+ * twenty passes over tensors far larger than the caches. Here each batch row runs its whole sequence with its
+ * (N, Dm) state in L1, vectorised over channels; the backward recomputes the row's L states into a scratch buffer
+ * ((L + 1) N Dm floats, in L2 at Decision Mamba's sizes) and then runs the reverse scan, so nothing of size
+ * B*L*Dm*N is ever stored. (A first version vectorised over the N state entries of one channel: 2.3x slower.)
  *
  * forward(x, dt, A, B, C, keep, h0, y, hL)
  *   x, dt, y: (Bsz, L, Dm); A: (Dm, N); B, C: (Bsz, L, N); keep: (Bsz, L) (1 = carry, 0 = reset before t) or None;
@@ -63,86 +64,115 @@ static void release(Buf *bufs, int n) {
 #define CLONES
 #endif
 
+/* Layout inside the loops: one batch row at a time, the state as (N, Dm) so that every inner loop runs over
+ * contiguous channels (16 lanes of AVX-512) with no horizontal sums except the two per (t, n) that dB and dC need.
+ * AT is A transposed to (N, Dm). */
 CLONES static void scan_forward(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t Dm, Py_ssize_t N, const float *x,
                                 const float *dt, const float *A, const float *Bm, const float *Cm, const float *keep,
-                                const float *h0, float *y, float *hL, float *h) {
+                                const float *h0, float *y, float *hL, float *h, float *AT, float *u) {
+    for (Py_ssize_t d = 0; d < Dm; d++)
+        for (Py_ssize_t n = 0; n < N; n++) AT[n * Dm + d] = A[d * N + n];
     for (Py_ssize_t i = 0; i < bsz; i++) {
-        for (Py_ssize_t d = 0; d < Dm; d++) {
-            const float *a = A + d * N;
-            if (h0) memcpy(h, h0 + (i * Dm + d) * N, sizeof(float) * N);
-            else memset(h, 0, sizeof(float) * N);
-            for (Py_ssize_t t = 0; t < L; t++) {
-                const Py_ssize_t s = (i * L + t) * Dm + d;
-                const float dtv = dt[s], u = dtv * x[s], k = keep ? keep[i * L + t] : 1.0f;
-                const float *bt = Bm + (i * L + t) * N, *ct = Cm + (i * L + t) * N;
-                float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-                for (Py_ssize_t n = 0; n < N; n++) {
-                    const float hn = expf(dtv * a[n]) * k * h[n] + u * bt[n];
-                    h[n] = hn;
-                    acc += ct[n] * hn;
-                }
-                y[s] = acc;
+        for (Py_ssize_t n = 0; n < N; n++)
+            for (Py_ssize_t d = 0; d < Dm; d++) h[n * Dm + d] = h0 ? h0[(i * Dm + d) * N + n] : 0.0f;
+        for (Py_ssize_t t = 0; t < L; t++) {
+            const Py_ssize_t row = (i * L + t) * Dm;
+            const float *dtr = dt + row, *xr = x + row, *bt = Bm + (i * L + t) * N, *ct = Cm + (i * L + t) * N;
+            const float k = keep ? keep[i * L + t] : 1.0f;
+            float *yr = y + row;
+#pragma omp simd
+            for (Py_ssize_t d = 0; d < Dm; d++) {
+                u[d] = dtr[d] * xr[d];
+                yr[d] = 0.0f;
             }
-            memcpy(hL + (i * Dm + d) * N, h, sizeof(float) * N);
+            for (Py_ssize_t n = 0; n < N; n++) {
+                const float bn = bt[n], cn = ct[n], *an = AT + n * Dm;
+                float *hn = h + n * Dm;
+#pragma omp simd
+                for (Py_ssize_t d = 0; d < Dm; d++) {
+                    const float hv = expf(dtr[d] * an[d]) * k * hn[d] + u[d] * bn;
+                    hn[d] = hv;
+                    yr[d] += cn * hv;
+                }
+            }
         }
+        for (Py_ssize_t n = 0; n < N; n++)
+            for (Py_ssize_t d = 0; d < Dm; d++) hL[(i * Dm + d) * N + n] = h[n * Dm + d];
     }
 }
 
+/* hs: (L + 1, N, Dm) states of one batch row (hs[0] = h_{-1}); g: (N, Dm) running d loss / d h_t; gAT: (N, Dm)
+ * accumulated over the batch; gu, gea, u: (Dm,) per step. The decays are recomputed in the reverse pass (an exp
+ * is cheaper than a second (L, N, Dm) buffer that no longer fits the cache). */
 CLONES static void scan_backward(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t Dm, Py_ssize_t N, const float *x,
                                  const float *dt, const float *A, const float *Bm, const float *Cm,
                                  const float *keep, const float *h0, const float *gy, const float *ghL, float *gx,
-                                 float *gdt, float *gA, float *gB, float *gC, float *gh0, float *hs, float *das,
-                                 float *g) {
-    const Py_ssize_t bn = bsz * L * N;
-    memset(gA, 0, sizeof(float) * Dm * N);
-    memset(gB, 0, sizeof(float) * bn);
-    memset(gC, 0, sizeof(float) * bn);
+                                 float *gdt, float *gA, float *gB, float *gC, float *gh0, float *hs, float *g,
+                                 float *AT, float *gAT, float *gu, float *gea, float *u) {
+    const Py_ssize_t S = N * Dm;
+    for (Py_ssize_t d = 0; d < Dm; d++)
+        for (Py_ssize_t n = 0; n < N; n++) AT[n * Dm + d] = A[d * N + n];
+    memset(gAT, 0, sizeof(float) * S);
     for (Py_ssize_t i = 0; i < bsz; i++) {
-        for (Py_ssize_t d = 0; d < Dm; d++) {
-            const float *a = A + d * N;
-            float *ga = gA + d * N;
-            /* recompute the states: hs[t + 1] = h_t, hs[0] = h_{-1} */
-            if (h0) memcpy(hs, h0 + (i * Dm + d) * N, sizeof(float) * N);
-            else memset(hs, 0, sizeof(float) * N);
-            for (Py_ssize_t t = 0; t < L; t++) {
-                const Py_ssize_t s = (i * L + t) * Dm + d;
-                const float dtv = dt[s], u = dtv * x[s], k = keep ? keep[i * L + t] : 1.0f;
-                const float *bt = Bm + (i * L + t) * N, *prev = hs + t * N;
-                float *cur = hs + (t + 1) * N, *da = das + t * N;
+        for (Py_ssize_t n = 0; n < N; n++)
+            for (Py_ssize_t d = 0; d < Dm; d++) hs[n * Dm + d] = h0 ? h0[(i * Dm + d) * N + n] : 0.0f;
+        for (Py_ssize_t t = 0; t < L; t++) { /* recompute the states */
+            const Py_ssize_t row = (i * L + t) * Dm;
+            const float *dtr = dt + row, *xr = x + row, *bt = Bm + (i * L + t) * N;
+            const float k = keep ? keep[i * L + t] : 1.0f;
+            for (Py_ssize_t n = 0; n < N; n++) {
+                const float bn = bt[n], *an = AT + n * Dm, *prev = hs + t * S + n * Dm;
+                float *cur = hs + (t + 1) * S + n * Dm;
 #pragma omp simd
-                for (Py_ssize_t n = 0; n < N; n++) {
-                    da[n] = expf(dtv * a[n]) * k;
-                    cur[n] = da[n] * prev[n] + u * bt[n];
-                }
+                for (Py_ssize_t d = 0; d < Dm; d++) cur[d] = expf(dtr[d] * an[d]) * k * prev[d] + dtr[d] * xr[d] * bn;
             }
-            /* reverse scan: g = d loss / d h_t */
-            if (ghL) memcpy(g, ghL + (i * Dm + d) * N, sizeof(float) * N);
-            else memset(g, 0, sizeof(float) * N);
-            for (Py_ssize_t t = L - 1; t >= 0; t--) {
-                const Py_ssize_t s = (i * L + t) * Dm + d;
-                const float dtv = dt[s], xv = x[s], u = dtv * xv, gyv = gy[s];
-                const float *bt = Bm + (i * L + t) * N, *ct = Cm + (i * L + t) * N;
-                const float *prev = hs + t * N, *cur = hs + (t + 1) * N, *da = das + t * N;
-                float *gbt = gB + (i * L + t) * N, *gct = gC + (i * L + t) * N;
-                float gu = 0.0f, gexp_a = 0.0f;
-#pragma omp simd reduction(+ : gu, gexp_a)
-                for (Py_ssize_t n = 0; n < N; n++) {
-                    const float gn = g[n] + gyv * ct[n];
-                    gct[n] += gyv * cur[n];
-                    gbt[n] += u * gn;
-                    gu += gn * bt[n];
-                    const float gexp = gn * prev[n] * da[n]; /* d loss / d (dt A) */
-                    gexp_a += gexp * a[n];
-                    ga[n] += gexp * dtv;
-                    g[n] = gn * da[n];
-                }
-                gx[s] = gu * dtv;
-                gdt[s] = gu * xv + gexp_a;
-            }
-            if (gh0) memcpy(gh0 + (i * Dm + d) * N, g, sizeof(float) * N);
         }
+        for (Py_ssize_t n = 0; n < N; n++)
+            for (Py_ssize_t d = 0; d < Dm; d++) g[n * Dm + d] = ghL ? ghL[(i * Dm + d) * N + n] : 0.0f;
+        for (Py_ssize_t t = L - 1; t >= 0; t--) { /* reverse scan */
+            const Py_ssize_t row = (i * L + t) * Dm;
+            const float *dtr = dt + row, *xr = x + row, *gyr = gy + row;
+            const float *bt = Bm + (i * L + t) * N, *ct = Cm + (i * L + t) * N;
+            const float k = keep ? keep[i * L + t] : 1.0f;
+            float *gbt = gB + (i * L + t) * N, *gct = gC + (i * L + t) * N;
+#pragma omp simd
+            for (Py_ssize_t d = 0; d < Dm; d++) {
+                u[d] = dtr[d] * xr[d];
+                gu[d] = 0.0f;
+                gea[d] = 0.0f;
+            }
+            for (Py_ssize_t n = 0; n < N; n++) {
+                const float bn = bt[n], cn = ct[n], *an = AT + n * Dm;
+                const float *cur = hs + (t + 1) * S + n * Dm, *prev = hs + t * S + n * Dm;
+                float *gn_ = g + n * Dm, *gan = gAT + n * Dm;
+                float acc_c = 0.0f, acc_b = 0.0f;
+#pragma omp simd reduction(+ : acc_c, acc_b)
+                for (Py_ssize_t d = 0; d < Dm; d++) {
+                    const float gn = gn_[d] + gyr[d] * cn; /* total d loss / d h_t */
+                    acc_c += gyr[d] * cur[d];
+                    acc_b += u[d] * gn;
+                    gu[d] += gn * bn;
+                    const float da = expf(dtr[d] * an[d]) * k;
+                    const float gexp = gn * prev[d] * da; /* d loss / d (dt A) */
+                    gea[d] += gexp * an[d];
+                    gan[d] += gexp * dtr[d];
+                    gn_[d] = gn * da;
+                }
+                gct[n] = acc_c;
+                gbt[n] = acc_b;
+            }
+#pragma omp simd
+            for (Py_ssize_t d = 0; d < Dm; d++) {
+                gx[row + d] = gu[d] * dtr[d];
+                gdt[row + d] = gu[d] * xr[d] + gea[d];
+            }
+        }
+        if (gh0)
+            for (Py_ssize_t n = 0; n < N; n++)
+                for (Py_ssize_t d = 0; d < Dm; d++) gh0[(i * Dm + d) * N + n] = g[n * Dm + d];
     }
+    for (Py_ssize_t d = 0; d < Dm; d++)
+        for (Py_ssize_t n = 0; n < N; n++) gA[d * N + n] = gAT[n * Dm + d];
 }
 
 /* Sizes from x (Bsz, L, Dm) and A (Dm, N), passed as ints by the Python wrapper and checked via buffer lengths. */
@@ -172,15 +202,16 @@ static PyObject *forward(PyObject *self, PyObject *args) {
     const float *x = F(b[0]), *dt = F(b[1]), *A = F(b[2]), *Bm = F(b[3]), *Cm = F(b[4]);
     const float *keep = OPT(b[5]), *h0 = OPT(b[6]);
     float *y = F(b[7]), *hL = F(b[8]);
-    float *h = malloc(sizeof(float) * N);
-    if (!h) {
+    float *h = malloc(sizeof(float) * N * Dm), *AT = malloc(sizeof(float) * N * Dm), *u = malloc(sizeof(float) * Dm);
+    if (!h || !AT || !u) {
+        free(h), free(AT), free(u);
         release(b, 9);
         return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
-    scan_forward(bsz, L, Dm, N, x, dt, A, Bm, Cm, keep, h0, y, hL, h);
+    scan_forward(bsz, L, Dm, N, x, dt, A, Bm, Cm, keep, h0, y, hL, h, AT, u);
     Py_END_ALLOW_THREADS
-    free(h);
+    free(h), free(AT), free(u);
     release(b, 9);
     Py_RETURN_NONE;
 }
@@ -214,16 +245,20 @@ static PyObject *backward(PyObject *self, PyObject *args) {
     const float *keep = OPT(b[5]), *h0 = OPT(b[6]), *gy = F(b[7]), *ghL = OPT(b[8]);
     float *gx = F(b[9]), *gdt = F(b[10]), *gA = F(b[11]), *gB = F(b[12]), *gC = F(b[13]), *gh0 = OPT(b[14]);
     /* scratch: states h_{-1..L-1} and decays dA_0..L-1 of one (b, d), and the running state gradient */
-    float *hs = malloc(sizeof(float) * (L + 1) * N), *das = malloc(sizeof(float) * L * N), *g = malloc(sizeof(float) * N);
-    if (!hs || !das || !g) {
-        free(hs), free(das), free(g);
+    const Py_ssize_t S = N * Dm;
+    float *hs = malloc(sizeof(float) * (L + 1) * S), *g = malloc(sizeof(float) * S), *AT = malloc(sizeof(float) * S);
+    float *gAT = malloc(sizeof(float) * S), *gu = malloc(sizeof(float) * Dm), *gea = malloc(sizeof(float) * Dm);
+    float *u = malloc(sizeof(float) * Dm);
+    if (!hs || !g || !AT || !gAT || !gu || !gea || !u) {
+        free(hs), free(g), free(AT), free(gAT), free(gu), free(gea), free(u);
         release(b, 15);
         return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
-    scan_backward(bsz, L, Dm, N, x, dt, A, Bm, Cm, keep, h0, gy, ghL, gx, gdt, gA, gB, gC, gh0, hs, das, g);
+    scan_backward(bsz, L, Dm, N, x, dt, A, Bm, Cm, keep, h0, gy, ghL, gx, gdt, gA, gB, gC, gh0, hs, g, AT, gAT, gu,
+                  gea, u);
     Py_END_ALLOW_THREADS
-    free(hs), free(das), free(g);
+    free(hs), free(g), free(AT), free(gAT), free(gu), free(gea), free(u);
     release(b, 15);
     Py_RETURN_NONE;
 }

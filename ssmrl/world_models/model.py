@@ -54,7 +54,7 @@ class WorldModelState:
 def check_action_indices(action, action_dim: int) -> None:
     """Host-side range check of discrete action indices (a numpy array or CPU tensor) before they reach the
     device: raises ValueError naming the range."""
-    if len(action) and (action.min() < 0 or action.max() >= action_dim):
+    if action.size and (action.min() < 0 or action.max() >= action_dim):
         raise ValueError(f"discrete action indices must be in [0, {action_dim}), got range "
                          f"[{int(action.min())}, {int(action.max())}]")
 
@@ -165,11 +165,13 @@ class WorldModel(nn.Module):
 
     def prepare_action(self, action: torch.Tensor) -> torch.Tensor:
         """Discrete: int indices (...,) -> one-hot (..., A), or one-hot float passed through; continuous:
-        float (..., A). Raises on a wrong last dimension. Index ranges are not read back here (that would be a
-        host sync per call on a GPU): check them on the host before the copy (``check_action_indices``); on the
-        CPU an index out of range still raises in the scatter."""
+        float (..., A). Raises on a wrong last dimension, and on index ranges for CPU tensors (read on the host
+        through numpy); device tensors are not read back (a host sync per call): check them before the copy
+        (``check_action_indices``, as ``DreamerAgent.to_batch`` does)."""
         a = self.cfg.action_dim
         if self.cfg.discrete_actions and not action.is_floating_point():
+            if action.device.type == "cpu":
+                check_action_indices(action.detach().numpy(), a)
             index = action.long().unsqueeze(-1)
             return torch.zeros(*action.shape, a, device=action.device).scatter_(-1, index, 1.0)
         if action.shape[-1] != a:
