@@ -90,3 +90,31 @@ def test_collect_tiny_hopper_levels(tmp_path):
     a, b = OfflineData(mdata, 4), OfflineData(hdata, 4)
     np.testing.assert_array_equal(a.starts, b.starts)
     np.testing.assert_array_equal(a.starts, np.concatenate([[0], np.flatnonzero(hdata["terminals"] | hdata["timeouts"])[:-1] + 1]))
+
+
+def test_d4rl_files_without_timeouts_or_next_observations_are_completed(tmp_path):
+    """D4RL's own loader needs only observations/actions/rewards/terminals (v0, maze2d, antmaze, adroit files):
+    timeouts come from a max_episode_steps counter, next observations from observations[t + 1] in an episode."""
+    import h5py
+
+    from ssmrl.replay.offline import read_d4rl
+
+    lengths = [5, 5, 5, 1]  # terminal, capped at 5, capped at 5, end of file
+    n = sum(lengths)
+    obs = np.arange(n, dtype=np.float32)[:, None].repeat(2, 1)
+    terminals = np.zeros(n, bool)
+    terminals[4] = True
+    path = tmp_path / "v0.hdf5"
+    with h5py.File(path, "w") as f:
+        f["observations"], f["actions"] = obs, np.zeros((n, 1), np.float32)
+        f["rewards"], f["terminals"] = np.ones(n, np.float32), terminals
+        f["infos/qpos"] = np.full((n, 1), np.nan, np.float32)  # unused by learners: a warning, not an error
+    with pytest.warns(UserWarning) as caught:
+        data, _ = read_d4rl(path, max_episode_steps=5)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "no 'timeouts' key" in messages and "no 'next_observations' key" in messages and "infos/qpos" in messages
+    assert np.flatnonzero(data["timeouts"]).tolist() == [9, 14]  # steps 5-9 and 10-14 hit the cap; 4 is terminal
+    nxt = data["next_observations"][:, 0]
+    assert nxt[:4].tolist() == [1, 2, 3, 4] and nxt[4] == 4  # terminal step: its own observation
+    assert nxt[9] == 9 and nxt[14] == 14 and nxt[15] == 15  # episode ends and the file's end
+    assert data["next_observation_valid"].tolist() == [not e for e in np.isin(np.arange(n), [4, 9, 14, 15])]

@@ -94,14 +94,21 @@ def test_normalised_score_matches_d4rl_reference_values():
             "ant": (-325.6, 3879.7)}
     for task, (lo, hi) in refs.items():
         for ret in (lo, hi, 1234.5):
-            s = normalised_score(ret, f"{task}-medium-v2")
-            assert s.reference == "d4rl" and s.task == task
+            s = normalised_score(ret, f"{task}-medium-v2", env=f"{task.capitalize()}-v3")
+            assert s.reference == "d4rl" and s.task == task and s.env == f"{task.capitalize()}-v3"
             assert s.score == pytest.approx(100 * (ret - lo) / (hi - lo), rel=1e-12, abs=1e-9)
-    assert normalised_score(3234.3, "Hopper-v5").score == pytest.approx(100.0)
+    # D4RL's references on a Gymnasium v5 return only on request, and the result says which env it came from
+    with pytest.raises(KeyError, match="Hopper-v5; set offline.d4rl_reference_any_version=true"):
+        normalised_score(3234.3, "hopper", env="Hopper-v5")
+    forced = normalised_score(3234.3, "hopper", env="Hopper-v5", allow_other_version=True)
+    assert forced.score == pytest.approx(100.0) and forced.env == "Hopper-v5"
     own = {"ref_min_score": 10.0, "ref_max_score": 110.0}
-    s = normalised_score(60.0, "Hopper-v5", own)
+    s = normalised_score(60.0, "Hopper-v5", own, env="Hopper-v5")
     assert (s.reference, s.score) == ("dataset", pytest.approx(50.0))
-    assert normalised_score(60.0, "Hopper-v5", own, reference="d4rl").reference == "d4rl"
+    # a random-only collection (no expert return) does not fall back to D4RL's values silently
+    with pytest.raises(KeyError, match="D4RL's reference scores belong"):
+        normalised_score(60.0, "hopper", {"ref_min_score": 10.0}, env="Hopper-v5")
+    assert normalised_score(60.0, "Hopper-v5", own, reference="d4rl", env="Hopper-v2").reference == "d4rl"
     with pytest.raises(KeyError, match="ref_min_score"):
         normalised_score(1.0, "hopper", {}, reference="dataset")
     with pytest.raises(ValueError, match="reference"):

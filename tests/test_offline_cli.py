@@ -53,3 +53,30 @@ def test_offline_errors_and_dataset_info(tmp_path, dataset, capsys):
     assert main(["dataset", "info", dataset]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["transitions"] == 300 and info["episodes"] == 6 and info["timeouts"] == 6
+
+
+def test_a_dataset_that_names_no_env_is_refused_before_training(tmp_path, capsys):
+    """A real D4RL file carries no env metadata: its name says the task, or the run is refused (not trained
+    without evaluation and then failing at `ssmrl eval`)."""
+    from agents.offline.io import read_d4rl
+
+    data, _ = read_d4rl(_tiny(tmp_path))
+    anonymous = write_d4rl(str(tmp_path / "data.hdf5"), data, {})
+    run_dir = tmp_path / "run"
+    assert main(["offline", "agent=bc", f"dataset={anonymous}", "--run-dir", str(run_dir)]) == 2
+    assert "offline.env: no evaluation env is known" in capsys.readouterr().err and not run_dir.exists()
+    named = write_d4rl(str(tmp_path / "hopper-medium-v2.hdf5"), data, {})
+    assert main(["offline", "agent=bc", f"dataset={named}", "train.steps=2", "train.eval_every=0",
+                 "train.eval_episodes=1", "offline.max_eval_steps=5", "offline.batch_size=4",
+                 "--run-dir", str(run_dir)]) == 0
+    result = json.loads((run_dir / "offline_result.json").read_text())
+    assert result["task"] == "hopper"
+
+
+def _tiny(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 60
+    arrays = {"observations": rng.normal(size=(n, 11)).astype(np.float32), "actions": rng.uniform(-1, 1, (n, 3)).astype(np.float32),
+              "next_observations": rng.normal(size=(n, 11)).astype(np.float32), "rewards": rng.normal(size=n).astype(np.float32),
+              "terminals": np.zeros(n, bool), "timeouts": (np.arange(n) % 20 == 19)}
+    return str(write_d4rl(str(tmp_path / "tiny-src.hdf5"), arrays, {}))

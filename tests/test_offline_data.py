@@ -226,3 +226,13 @@ def test_episode_ends_found_across_comparison_blocks():
         ends, term = d4rl_episodes(data)
     np.testing.assert_array_equal(ends, [101, 4095, 4096, 8192, n])
     np.testing.assert_array_equal(term, [True, False, False, False, False])
+
+
+def test_the_eval_task_is_read_from_d4rl_and_minari_names():
+    from agents.offline.io import task_from_path
+
+    assert task_from_path("/data/hopper-medium-v2.hdf5") == "hopper"
+    assert task_from_path("walker2d_medium_replay.hdf5") == "walker2d"
+    assert task_from_path("/root/.minari/datasets/mujoco/halfcheetah/medium-v0") == "halfcheetah"
+    assert task_from_path("/data/antmaze-large-diverse-v0.hdf5") is None  # not one of the MuJoCo locomotion tasks
+    assert task_from_path("/data/my-data.hdf5") is None

@@ -82,6 +82,8 @@ class OfflineConfig:
     # windows and the reference code do (Decision Transformer always acts this way); "recurrent" carries the state
     # over the whole episode, optionally restarting it every ``act_reset_every`` env steps.
     acting: str = "window"
+    # apply D4RL's reference scores to returns from another env version than D4RL's (gym v2/v3), e.g. Gymnasium v5
+    d4rl_reference_any_version: bool = False
     act_reset_every: int | None = None
     log_every: int = 1000
     device: str = "cpu"

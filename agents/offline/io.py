@@ -30,6 +30,23 @@ def flat_observations(obs: Any) -> np.ndarray:
     return arr.reshape(len(arr), -1).astype(np.float32)
 
 
+_MUJOCO_TASKS = ("halfcheetah", "hopper", "walker2d", "ant")
+
+
+def task_from_path(path: str) -> str | None:
+    """The MuJoCo task a D4RL or Minari dataset name refers to: ``hopper-medium-v2.hdf5`` -> ``hopper``,
+    ``.../mujoco/hopper/medium-v0`` -> ``hopper``; None when the name says nothing."""
+    parts = [p.lower() for p in os.path.normpath(path).split(os.sep) if p]
+    for i, part in enumerate(parts[:-1]):
+        if part == "mujoco" and parts[i + 1] in _MUJOCO_TASKS:  # Minari ids: mujoco/<task>/<level>-v0
+            return parts[i + 1]
+    stem = os.path.splitext(parts[-1])[0] if parts else ""
+    for task in _MUJOCO_TASKS:
+        if stem == task or stem.startswith((f"{task}-", f"{task}_")):
+            return task
+    return None
+
+
 def load_dataset(path: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """A D4RL ``.hdf5`` file or a Minari dataset folder as flat arrays + metadata (observations flattened).
     Any problem with the file (missing, empty, not HDF5, failing validation) raises ``ConfigError`` naming it."""
@@ -48,6 +65,10 @@ def load_dataset(path: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         raise ConfigError(f"offline dataset {path}: not a readable HDF5 file ({err})") from err
     except (ValueError, KeyError) as err:
         raise ConfigError(f"offline dataset {path}: {err}") from err
+    if not (meta.get("env_id") or meta.get("task")):
+        task = task_from_path(path)
+        if task is not None:
+            meta = {**meta, "task": task, "task_source": f"inferred from the dataset's name ({path})"}
     data = dict(data)
     for k in ("observations", "next_observations"):
         if k in data:

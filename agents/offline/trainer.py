@@ -22,6 +22,7 @@ from agents.offline.decision_transformer import DecisionTransformer
 from agents.offline.io import load_dataset
 from agents.offline.pser import alpha_of, freeze_copy, pser_target, stage_of
 from agents.offline.scores import D4RL_REF_SCORES, _task, normalised_score
+from ssmrl.runs.config import ConfigError
 
 
 def build_model(cfg: OfflineConfig, obs_dim: int, act_dim: int) -> nn.Module:
@@ -32,6 +33,18 @@ def build_model(cfg: OfflineConfig, obs_dim: int, act_dim: int) -> nn.Module:
     if cfg.agent == "bc":
         return BC(obs_dim, act_dim, cfg.model)
     raise ValueError(f"agent must be 'dm', 'dt' or 'bc', got {cfg.agent!r}")
+
+
+def _env_label(env_fn: Callable[[int], gym.Env] | None) -> str | None:
+    """The id (with version) of the env ``env_fn`` builds, e.g. ``Hopper-v5``."""
+    if env_fn is None:
+        return None
+    env = env_fn(0)
+    try:
+        spec = getattr(env, "spec", None) or getattr(env.unwrapped, "spec", None)
+        return spec.id if spec is not None else type(env.unwrapped).__name__
+    finally:
+        env.close()
 
 
 def _acting_mode(cfg: OfflineConfig) -> str:
@@ -211,9 +224,10 @@ def train_offline(cfg: OfflineConfig, dataset: str | dict[str, np.ndarray], meta
         res = {"step": trainer.step, "return_mean": float(np.mean(rets)), "return_std": float(np.std(rets)),
                "returns": rets, "eval_time_s": time.perf_counter() - t0, "acting": _acting_mode(cfg)}
         try:
-            res["normalised"] = normalised_score(res["return_mean"], task, meta).to_dict()
-        except KeyError:
-            res["normalised"] = None
+            res["normalised"] = normalised_score(res["return_mean"], task, meta, env=_env_label(env_fn),
+                                                 allow_other_version=cfg.d4rl_reference_any_version).to_dict()
+        except KeyError as err:
+            res["normalised"], res["normalised_refused"] = None, str(err.args[0] if err.args else err)
         evals.append(res)
         if on_eval is not None:
             on_eval(trainer.step, res, trainer)
@@ -253,7 +267,8 @@ def evaluate_checkpoint(cfg: OfflineConfig, checkpoint: dict[str, Any], episodes
     model.load_state_dict(checkpoint["model"])
     task = cfg.env or meta.get("env_id") or meta.get("task")
     if task is None and env_fn is None:
-        raise KeyError("evaluate_checkpoint needs cfg.env or metadata['env_id'] to know the task")
+        raise ConfigError("no evaluation env is known for this run (offline.env, and the dataset's metadata and "
+                          "name, say none): set offline.env=hopper|halfcheetah|walker2d|ant|<Gymnasium id>")
     if env_fn is None:
         from agents.sac.envs import make_env
 
@@ -266,7 +281,8 @@ def evaluate_checkpoint(cfg: OfflineConfig, checkpoint: dict[str, Any], episodes
            "target_return": target_return, "normalised": None, "acting": _acting_mode(cfg)}
     if task is not None:
         try:
-            out["normalised"] = normalised_score(out["return_mean"], task, meta).to_dict()
-        except KeyError:
-            pass
+            out["normalised"] = normalised_score(out["return_mean"], task, meta, env=_env_label(env_fn),
+                                                 allow_other_version=cfg.d4rl_reference_any_version).to_dict()
+        except KeyError as err:
+            out["normalised_refused"] = str(err.args[0] if err.args else err)
     return out

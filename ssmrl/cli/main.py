@@ -79,7 +79,11 @@ def _check_run(cfg, command: str, trainers: dict[str, str]) -> None:
             raise ConfigError(f"dataset: {cfg.dataset} does not exist")
         from agents.offline.io import load_dataset
 
-        load_dataset(cfg.dataset)  # reads and validates the whole file (ConfigError naming it)
+        _, meta = load_dataset(cfg.dataset)  # reads and validates the whole file (ConfigError naming it)
+        if cfg.train.eval_episodes > 0 and not (cfg.offline.env or meta.get("env_id") or meta.get("task")):
+            raise ConfigError(f"offline.env: no evaluation env is known for dataset {cfg.dataset} (its metadata "
+                              "and name name none); set offline.env=hopper|halfcheetah|walker2d|ant|<Gymnasium id> "
+                              "or train.eval_episodes=0")
         return
     import envs
 

@@ -35,6 +35,8 @@ from ssmrl.replay.buffer import ReplayBuffer
 from ssmrl.replay.config import ReplayConfig
 
 REQUIRED_D4RL = ("observations", "actions", "next_observations", "rewards", "terminals", "timeouts")
+# what D4RL's own get_dataset requires; v0 files, maze2d, antmaze and adroit lack timeouts and/or next_observations
+MINIMAL_D4RL = ("observations", "actions", "rewards", "terminals")
 EPISODE_KEYS = ("observations", "actions", "rewards", "terminations", "truncations")
 
 
@@ -72,11 +74,64 @@ def _obs_items(obs: Any, prefix: str = "observations") -> list[tuple[str, np.nda
     return [(prefix, np.asarray(obs))]
 
 
+def complete_d4rl(data: Mapping[str, Any], source: str = "D4RL dataset", max_episode_steps: int = 1000) -> dict:
+    """Fill what older D4RL files leave out, as D4RL's loaders do (with a warning naming each assumption):
+
+    - no ``timeouts``: an episode also ends after ``max_episode_steps`` steps without a terminal, and where
+      ``next_observations[t] != observations[t + 1]`` when next observations exist;
+    - no ``next_observations``: ``observations[t + 1]`` inside an episode, the step's own observation at an
+      episode's last step (``next_observation_valid`` is False there).
+    Returns a new dict; complete data passes through unchanged.
+    """
+    missing = [k for k in MINIMAL_D4RL if k not in data]
+    if missing:
+        raise DatasetError(f"{source}: missing key(s) {missing}; a D4RL dataset needs at least {list(MINIMAL_D4RL)}")
+    out = dict(data)
+    if "timeouts" in out and "next_observations" in out:
+        return out
+    obs_items = _obs_items(out["observations"])
+    n = len(obs_items[0][1])
+    terminals = np.asarray(out["terminals"]).astype(bool).reshape(n)
+    if "timeouts" not in out:
+        jump = np.zeros(n, bool)
+        if "next_observations" in out:
+            for (_, o), (_, no) in zip(obs_items, _obs_items(out["next_observations"], "next")):
+                jump[:-1] |= ~np.isclose(no[:-1].reshape(n - 1, -1), o[1:].reshape(n - 1, -1)).all(axis=1)
+        timeouts, length = np.zeros(n, bool), 0
+        for t in range(n):
+            length += 1
+            if not terminals[t] and (jump[t] or length >= max_episode_steps):
+                timeouts[t] = True
+            if terminals[t] or timeouts[t]:
+                length = 0
+        out["timeouts"] = timeouts
+        warnings.warn(f"{source}: no 'timeouts' key; episodes end at terminals, after max_episode_steps="
+                      f"{max_episode_steps} steps{' and where next_observations jump' if jump.any() else ''} "
+                      f"({int(timeouts.sum())} time-outs inferred)", stacklevel=2)
+    if "next_observations" not in out:
+        ends = terminals | np.asarray(out["timeouts"]).astype(bool).reshape(n)
+        ends[-1] = True
+        nxt_index = np.where(ends, np.arange(n), np.minimum(np.arange(n) + 1, n - 1))
+
+        def shift(o):
+            return np.asarray(o)[nxt_index]
+
+        obs = out["observations"]
+        out["next_observations"] = ({k: shift(v) for k, v in obs.items()} if isinstance(obs, Mapping) else shift(obs))
+        out["next_observation_valid"] = ~ends
+        warnings.warn(f"{source}: no 'next_observations' key; using observations[t + 1] inside episodes "
+                      f"({int(ends.sum())} episode-final steps have none)", stacklevel=2)
+    return out
+
+
 def validate_d4rl(data: Mapping[str, Any], source: str = "D4RL dataset") -> int:
-    """Check keys, lengths and finiteness of flat D4RL data; return the number of transitions N."""
+    """Check keys, lengths and finiteness of flat D4RL data; return the number of transitions N. A non-finite
+    value in an ``infos/*`` key (not used for learning) warns instead of failing."""
     missing = [k for k in REQUIRED_D4RL if k not in data]
     if missing:
-        raise DatasetError(f"{source}: missing key(s) {missing}; a D4RL dataset needs {list(REQUIRED_D4RL)}")
+        raise DatasetError(f"{source}: missing key(s) {missing}; a D4RL dataset needs {list(REQUIRED_D4RL)} "
+                           f"(read_d4rl fills timeouts and next_observations from files that only have "
+                           f"{list(MINIMAL_D4RL)})")
     items = _obs_items(data["observations"]) + _obs_items(data["next_observations"], "next_observations")
     items += [(k, np.asarray(data[k])) for k in ("actions", "rewards", "terminals", "timeouts")]
     items += [(k, np.asarray(v)) for k, v in data.items() if k.startswith("infos/")]
@@ -90,6 +145,12 @@ def validate_d4rl(data: Mapping[str, Any], source: str = "D4RL dataset") -> int:
     if rewards.shape not in ((n,), (n, 1)):
         raise DatasetError(f"{source}: key 'rewards' has shape {rewards.shape}, expected ({n},)")
     for name, arr in items:
+        if name.startswith("infos/"):
+            bad = _first_bad(arr)
+            if bad is not None:
+                warnings.warn(f"{source}: key {name!r} holds a non-finite value at index {bad} (unused; kept)",
+                              stacklevel=2)
+            continue
         _check_finite(name, arr, source)
     return n
 
@@ -271,8 +332,10 @@ def write_d4rl(path: str | Path, data: Mapping[str, Any], metadata: Mapping[str,
     return path
 
 
-def read_d4rl(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read and validate a D4RL HDF5 file: ``(flat arrays incl. infos/<k>, metadata dict)``."""
+def read_d4rl(path: str | Path, max_episode_steps: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read and validate a D4RL HDF5 file: ``(flat arrays incl. infos/<k>, metadata dict)``. Files without
+    ``timeouts`` or ``next_observations`` are completed by :func:`complete_d4rl` (episode cap: the argument, else
+    the file's ``metadata/max_episode_steps``, else 1,000)."""
     h5py = _h5py()
     path = Path(path)
     if not path.is_file():
@@ -289,6 +352,8 @@ def read_d4rl(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
                         data[f"{key}/{sub}"] = ds[()]
             else:
                 data[key] = item[()]
+    cap = max_episode_steps or int(meta.get("max_episode_steps", 1000))
+    data = complete_d4rl(data, str(path), cap)
     validate_d4rl(data, str(path))
     return data, meta
 
