@@ -236,3 +236,13 @@ def test_the_eval_task_is_read_from_d4rl_and_minari_names():
     assert task_from_path("/root/.minari/datasets/mujoco/halfcheetah/medium-v0") == "halfcheetah"
     assert task_from_path("/data/antmaze-large-diverse-v0.hdf5") is None  # not one of the MuJoCo locomotion tasks
     assert task_from_path("/data/my-data.hdf5") is None
+
+
+def test_actions_outside_the_tanh_range_are_refused():
+    n = 40
+    data = {"observations": np.zeros((n, 3), np.float32), "actions": np.full((n, 2), 2.0, np.float32),
+            "rewards": np.zeros(n, np.float32), "terminals": np.zeros(n, bool), "timeouts": np.arange(n) % 20 == 19}
+    with pytest.raises(ValueError, match=r"dataset actions lie in \[2, 2\], outside the \[-1, 1\]"):
+        from agents.offline.data import OfflineData
+
+        OfflineData(data, context=4)

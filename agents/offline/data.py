@@ -73,6 +73,9 @@ class OfflineData:
         obs = flat_observations(data["observations"])
         self.obs_dim = obs.shape[1]
         acts = np.asarray(data["actions"], np.float32).reshape(n, -1)
+        if np.abs(acts).max() > 1 + 1e-6:  # the action heads are tanh: they could never reproduce such actions
+            raise ValueError(f"dataset actions lie in [{acts.min():g}, {acts.max():g}], outside the [-1, 1] the "
+                             "policies' tanh heads can output; store actions scaled to [-1, 1]")
         self.act_dim = acts.shape[1]
         ends = data.get("episode_ends")
         if ends is None and "next_observations" in data:  # the replay reader also ends episodes at unflagged jumps
