@@ -118,3 +118,24 @@ def test_d4rl_files_without_timeouts_or_next_observations_are_completed(tmp_path
     assert nxt[:4].tolist() == [1, 2, 3, 4] and nxt[4] == 4  # terminal step: its own observation
     assert nxt[9] == 9 and nxt[14] == 14 and nxt[15] == 15  # episode ends and the file's end
     assert data["next_observation_valid"].tolist() == [not e for e in np.isin(np.arange(n), [4, 9, 14, 15])]
+
+
+def test_dataset_info_counts_episodes_as_the_loaders_split_them(tmp_path, capsys):
+    """An unflagged jump in next_observations ends an episode for the loaders, so info counts it too."""
+    import json as json_module
+
+    from ssmrl.cli.main import main
+
+    n = 30
+    obs = np.arange(n, dtype=np.float32)[:, None].repeat(2, 1)
+    nxt = obs + 1
+    nxt[9] += 100  # a jump at 9 without a flag: two episodes (0-9, 10-29), plus the flagged end at 29
+    timeouts = np.zeros(n, bool)
+    timeouts[-1] = True
+    path = write_d4rl(str(tmp_path / "d.hdf5"), {"observations": obs, "actions": np.zeros((n, 1), np.float32),
+                                                 "next_observations": nxt, "rewards": np.ones(n, np.float32),
+                                                 "terminals": np.zeros(n, bool), "timeouts": timeouts})
+    with pytest.warns(UserWarning):
+        assert main(["dataset", "info", str(path)]) == 0
+    summary = json_module.loads(capsys.readouterr().out)
+    assert summary["episodes"] == 2

@@ -41,9 +41,13 @@ def collect_cli(words: list[str], out: str | None) -> int:
 def info_cli(path: str) -> int:
     from agents.offline.io import load_dataset
 
+    from ssmrl.replay.offline import d4rl_episodes
+
     arrays, meta = load_dataset(path)
-    ends = np.flatnonzero(np.asarray(arrays["terminals"], bool) | np.asarray(arrays["timeouts"], bool))
-    returns = [float(r.sum()) for r in np.split(np.asarray(arrays["rewards"], np.float64), ends + 1) if len(r)]
+    # episodes split exactly as the loaders split them (flags, unflagged observation jumps, the file's end)
+    ends, _ = d4rl_episodes(arrays, path)
+    rewards = np.asarray(arrays["rewards"], np.float64).reshape(-1)
+    returns = [float(rewards[s:e].sum()) for s, e in zip(np.concatenate([[0], ends[:-1]]), ends)]
     summary = {"path": path, "transitions": int(len(arrays["rewards"])), "episodes": len(returns),
                "terminals": int(np.sum(arrays["terminals"])), "timeouts": int(np.sum(arrays["timeouts"])),
                "observation_dim": int(np.asarray(arrays["observations"]).reshape(len(arrays["rewards"]), -1).shape[1]),
