@@ -119,3 +119,35 @@ def test_a_cell_that_logged_no_score_is_evaluated_instead_of_crashing(tmp_path):
     result = run_cell(cell)
     assert result["returncode"] == 0 and result["source"].startswith("eval of the last checkpoint")
     assert np.isfinite(result["score"]) and (tmp_path / "drama" / "memory__four-rooms" / "seed0" / "done.json").is_file()
+
+
+def test_campaign_status_lists_runs_with_progress_and_resume_commands(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from ssmrl.cli.main import main
+    from ssmrl.runs.run import Run
+    from ssmrl.runs.schema import Config
+
+    root = tmp_path / "runs"
+    words = ["agent=random", "env=memory/four-rooms", "size=debug", "env.options.max_steps=20",
+             "env.options.image_size=16", "train.checkpoint_every=30"]
+    assert main(["train", *words, "train.steps=30", "--run-dir", str(root / "done")]) == 0
+    assert main(["train", *words, "train.steps=30", "--run-dir", str(root / "partial")]) == 0
+    Run.open(root / "partial", ["train.steps=90"], Config).close()  # budget raised: unfinished now
+    path = Path(__file__).resolve().parents[1] / "scripts" / "campaign.py"
+    spec = importlib.util.spec_from_file_location("campaign_under_test", path)
+    campaign = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(campaign)
+    capsys.readouterr()
+    assert campaign.main([str(root), "--json"]) == 0
+    runs = {Path(r["run"]).name: r for r in json.loads(capsys.readouterr().out)["runs"]}
+    assert runs["done"]["finished"] and runs["done"]["checkpoint_step"] == 30
+    assert not runs["partial"]["finished"] and runs["partial"]["progress"] == pytest.approx(1 / 3)
+    assert not runs["partial"]["running"]
+    assert campaign.main([str(root), "--resume-commands"]) == 0
+    commands = capsys.readouterr().out.strip().splitlines()
+    assert len(commands) == 1 and str(root / "partial") in commands[0]
+    held = Run.open(root / "partial", [], Config)  # a live holder of the lock counts as running
+    assert campaign.status(root / "partial")["running"]
+    held.close()
