@@ -22,9 +22,11 @@ from pathlib import Path
 
 from ssmrl.bench.output import emit
 
-# Small-model overrides of the world model used unless --set gives wm.* keys (fits a 2-core CPU).
+# Small-model overrides of the world model used unless --set gives wm.* keys (fits a 2-core CPU). The first conv
+# halves the 32x32 frames (the last deconv restores them): 2.4-2.8x cheaper updates than stride 1 for every preset
+# alike (docs/results.md, "Training throughput"), so the comparison between backbones is unchanged in kind.
 TINY_WM = {"d_model": 64, "image.channels": [8, 16, 16, 16], "latent.groups": 8, "latent.classes": 8,
-           "heads.hidden": 64}
+           "heads.hidden": 64, "image.first_stride": 2}
 
 
 def _train_in_process(words: list[str], run_dir: str) -> int:
@@ -42,6 +44,41 @@ def _words(env: str, preset: str, steps: int, seed: int, size: str, sets: list[s
     if not wm_given:
         words += [f"wm.overrides.{k}={json.dumps(v)}" for k, v in TINY_WM.items()]
     return words + list(sets)
+
+
+def time_updates(words: list[str], updates: int, warmup: int = 2) -> dict:
+    """Seconds per world-model update of one run's configuration (``words``), through the trainer's own
+    ``train_step`` on its own dataset and window sampler; nothing is written."""
+    import dataclasses
+    import statistics
+
+    import torch
+
+    from agents.dreamer.optim import build_optimizer
+    from agents.worldmodel.train import WindowSampler, _batch, build_dataset, build_model, section, train_step
+    from ssmrl.replay import ReplayBuffer
+    from ssmrl.runs.config import from_dict, resolve_args
+    from ssmrl.runs.schema import Config
+
+    merged, _ = resolve_args(words)
+    cfg = from_dict(Config, merged)
+    wcfg = section(cfg)
+    data = build_dataset(cfg)
+    wm = build_model(cfg, data.spaces)
+    opt, sched = build_optimizer(wm.param_groups(wcfg.optimizer.weight_decay), wcfg.optimizer)
+    replay = ReplayBuffer.from_arrays(data.train, dataclasses.replace(cfg.replay, directory=None, verbose=False))
+    sampler = WindowSampler(replay, wcfg.windows, cfg.seed)
+    seq_len = wcfg.seq_len or data.context + data.query
+    gen = torch.Generator().manual_seed(cfg.seed)
+    times = []
+    for i in range(warmup + updates):
+        t0 = time.perf_counter()
+        train_step(wm, opt, sched, _batch(sampler.sample(wcfg.batch_size, seq_len), data.spaces["discrete"], "cpu"),
+                   wcfg.optimizer.grad_clip, gen)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return {"update_s": statistics.median(times), "update_s_all": times, "batch": [wcfg.batch_size, seq_len],
+            "parameters": wm.num_parameters()}
 
 
 def summarize(out_dir: Path) -> dict:
@@ -81,8 +118,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", default="runs/membench")
     p.add_argument("--set", nargs="*", default=[], help="extra key=value words for every run")
     p.add_argument("--summarize", action="store_true", help="only summarise the runs in --out-dir")
+    p.add_argument("--time-updates", type=int, default=0, metavar="N",
+                   help="only time N updates per preset in this process (with --variant sets) and print JSON")
+    p.add_argument("--variant", action="append", default=None, metavar="WORDS",
+                   help="with --time-updates: one more configuration per use (space-separated key=value words)")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one training in this process
     a = p.parse_args(argv)
+    if a.time_updates:
+        import torch
+
+        torch.set_num_threads(a.threads)
+        rows = []
+        for preset in a.presets.split(","):
+            for variant in a.variant or [""]:
+                words = _words(a.env, preset, a.steps, a.seed, a.size, a.set, a.eval_every) + variant.split()
+                rows.append({"preset": preset, "variant": variant, **time_updates(words, a.time_updates)})
+                print(f"{preset} {variant}: {rows[-1]['update_s']:.3f} s per update", file=sys.stderr, flush=True)
+        emit({"benchmark": "memory_benchmark_updates", "env": a.env, "results": rows}, indent=1)
+        return 0
     if a.worker:
         import torch
 

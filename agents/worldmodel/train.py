@@ -145,6 +145,20 @@ def _batch(arrays: dict[str, np.ndarray], discrete: bool, device) -> dict[str, t
     return batch
 
 
+def train_step(wm: WorldModel, opt, sched, batch: dict[str, torch.Tensor], grad_clip: float,
+               generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """One optimiser step of the world model on ``batch``; returns its metrics as 0-d tensors (and the global
+    gradient norm before clipping). The training loop and ``memory_benchmark.py --time-updates`` both call it."""
+    wm.train()
+    loss, metrics = wm.loss(batch, generator=generator)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    metrics["grad_norm"] = clip_grad_norm(wm.parameters(), grad_clip)
+    opt.step()
+    sched.step()
+    return metrics
+
+
 def run_eval(run: Run, wm: WorldModel, data: Dataset, step: int) -> dict[str, Any]:
     """Score the model on the held-out windows; logs metrics (``eval/*``) and a score line (kind "memory")."""
     wcfg = section(run.config)
@@ -193,14 +207,8 @@ def train(run: Run) -> dict[str, Any]:
     with StopRequest() as stop:
         try:
             while counters["updates"] < cfg.train.steps:
-                wm.train()
                 batch = _batch(sampler.sample(wcfg.batch_size, seq_len), data.spaces["discrete"], device)
-                loss, metrics = wm.loss(batch, generator=learn_gen)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                metrics["grad_norm"] = clip_grad_norm(wm.parameters(), wcfg.optimizer.grad_clip)
-                opt.step()
-                sched.step()
+                metrics = train_step(wm, opt, sched, batch, wcfg.optimizer.grad_clip, learn_gen)
                 counters["updates"] += 1
                 bar.update(1)
                 means.add(metrics)  # tensors, read back once per log line
