@@ -5,13 +5,17 @@ import random
 import zlib
 
 import numpy as np
-import torch
+
+# torch is imported inside the functions that use it: envs (and its vector-env worker processes) use derived_seeds
+# and must not pay torch's import
 
 
 def seed_everything(seed: int) -> None:
     """Seed the global python, numpy and torch generators (for code that does not take a generator)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
+    import torch
+
     torch.manual_seed(seed)
 
 
@@ -35,7 +39,10 @@ class Seeds:
     def numpy(self, name: str) -> np.random.Generator:
         return np.random.default_rng(component_seed(self.seed, name))
 
-    def torch(self, name: str, device: str | torch.device = "cpu") -> torch.Generator:
+    def torch(self, name: str, device="cpu"):
+        """A ``torch.Generator`` on ``device`` seeded for component ``name``."""
+        import torch
+
         generator = torch.Generator(device=device)
         generator.manual_seed(component_seed(self.seed, name))
         return generator
@@ -46,6 +53,8 @@ class Seeds:
 
 def rng_state() -> dict:
     """The global RNG states of python, numpy and torch (for checkpoints)."""
+    import torch
+
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -55,6 +64,8 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
+    import torch
+
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -63,16 +74,16 @@ def set_rng_state(state: dict) -> None:
 class GeneratorCheckpoint:
     """Adapter so a ``np.random.Generator`` or ``torch.Generator`` can be registered with a Checkpointer."""
 
-    def __init__(self, generator: np.random.Generator | torch.Generator):
+    def __init__(self, generator):  # np.random.Generator | torch.Generator
         self.generator = generator
 
     def state_dict(self) -> dict:
-        if isinstance(self.generator, torch.Generator):
+        if type(self.generator).__module__.startswith("torch"):
             return {"torch": self.generator.get_state()}
         return {"numpy": self.generator.bit_generator.state}
 
     def load_state_dict(self, state: dict) -> None:
-        if isinstance(self.generator, torch.Generator):
+        if type(self.generator).__module__.startswith("torch"):
             self.generator.set_state(state["torch"])
         else:
             self.generator.bit_generator.state = state["numpy"]
