@@ -79,6 +79,9 @@ class DreamerAgent:
     def __init__(self, wm_section: WorldModelSection, ac_cfg: ActorCriticConfig, cfg: DreamerConfig,
                  spaces: dict[str, Any], device: torch.device, seed: int):
         self.cfg, self.device, self.spaces = cfg, device, spaces
+        if device.type == "cuda":  # process-wide math mode of this (single-agent) training process
+            torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+            torch.backends.cudnn.allow_tf32 = cfg.tf32
         wm_cfg = make_config(wm_section.preset, wm_section.size, action_dim=spaces["action_dim"],
                              image_shape=spaces["image_shape"], vector_dim=spaces["vector_dim"],
                              discrete_actions=spaces["discrete"], **wm_section.overrides)

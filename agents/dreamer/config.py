@@ -165,6 +165,9 @@ class DreamerConfig:
     #   "posterior" (DreamerV3) the detached posterior states the world-model batch already computed, at the
     #               last imag_batch // batch_size steps of every window: nothing is encoded twice.
     imag_starts: str = "replay"
+    # CUDA only: let float32 matmuls and convs use TF32 tensor cores (~10 mantissa bits; the codec's bf16 option is
+    # the stronger form). Sets torch's process-wide flags when the agent is built on a GPU.
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.wm_optimizer, dict):
