@@ -138,7 +138,7 @@ def bench_diag(shapes, backends, args, device, gen) -> list[dict]:
             a = (torch.rand(b, L, D, N, generator=gen) * 0.5 + 0.5).to(device)
             x = torch.randn(b, L, D, N, generator=gen).to(device)
         first = (torch.rand(b, L, generator=gen) < 0.01).to(device)
-        entry.update(_bench_backends(lambda be: (lambda a_, x_: diag_scan(a_, x_, first=first, backend=be)),
+        entry.update(_bench_backends(lambda be, f=first: (lambda a_, x_: diag_scan(a_, x_, first=f, backend=be)),
                                      [a, x], backends, args, device,
                                      out_bytes=3 * _nbytes(a), skip_ref=_ref_skip(b * L * D * N, args)))
         entry["yardstick"] = _yardstick(a, x, args, device)
@@ -165,7 +165,7 @@ def bench_selective(shapes, backends, args, device, gen) -> list[dict]:
         Bm = torch.randn(b, L, N, generator=gen).to(device)
         Cm = torch.randn(b, L, N, generator=gen).to(device)
         first = (torch.rand(b, L, generator=gen) < 0.01).to(device)
-        run_for = lambda be: (lambda x_, dt_, A_, B_, C_: selective_scan(x_, dt_, A_, B_, C_, first=first, backend=be))
+        run_for = lambda be, f=first: (lambda x_, dt_, A_, B_, C_: selective_scan(x_, dt_, A_, B_, C_, first=f, backend=be))
         entry.update(_bench_backends(run_for, [x, dt, A, Bm, Cm], backends, args, device, out_bytes=_nbytes(x, dt, A, Bm, Cm, x),
                                      skip_ref=_ref_skip(b * L * D * N, args)))
         entry["yardstick"] = _yardstick(x, dt, args, device)
@@ -195,8 +195,8 @@ def bench_ssd(shapes, backends, args, device, gen) -> list[dict]:
         Cm = torch.randn(b, L, 1, N, generator=gen).to(device)
         D = torch.ones(H).to(device)
         first = (torch.rand(b, L, generator=gen) < 0.01).to(device)
-        run_for = lambda be: (lambda x_, dt_, A_, B_, C_, D_: ssd_scan(
-            x_, dt_, A_, B_, C_, D=D_, first=first, chunk_size=args.chunk_size, backend=be))
+        run_for = lambda be, f=first: (lambda x_, dt_, A_, B_, C_, D_: ssd_scan(
+            x_, dt_, A_, B_, C_, D=D_, first=f, chunk_size=args.chunk_size, backend=be))
         out_bytes = _nbytes(x, dt, A, Bm, Cm, x) + b * H * P * N * 4
         entry.update(_bench_backends(run_for, [x, dt, A, Bm, Cm, D], backends, args, device, out_bytes=out_bytes))
         entry["yardstick"] = _yardstick(x, torch.randn_like(x), args, device)

@@ -84,13 +84,23 @@ def _complex(dt):
     return {torch.float32: torch.complex64, torch.float64: torch.complex128}.get(dt, torch.complex64)
 
 
+def _selective_run(backend, x, dt, A, Bm, Cm, h0, first):
+    from ssmrl.kernels.selective import selective_scan
+
+    return selective_scan(x, dt, A, Bm, Cm, first=first, h0=h0, backend=backend)
+
+
+def _ssd_run(backend, x, dt, A, Bm, Cm, h0, first):
+    from ssmrl.kernels.ssd import ssd_scan
+
+    return ssd_scan(x, dt, A, Bm, Cm, first=first, h0=h0, chunk_size=4, backend=backend)
+
+
 def kernel_checks(device: str, smoke: bool) -> None:
     import torch
 
     from ssmrl.kernels.diag import diag_scan
     from ssmrl.kernels.resets import PATTERNS, make_first
-    from ssmrl.kernels.selective import selective_scan
-    from ssmrl.kernels.ssd import ssd_scan
 
     g = torch.Generator().manual_seed(0)
     B, L = (2, 7) if smoke else (3, 67)  # ragged: not a multiple of any block or chunk
@@ -122,8 +132,7 @@ def kernel_checks(device: str, smoke: bool) -> None:
             Bm, Cm = torch.randn(B, L, N, generator=g, dtype=torch.float64), torch.randn(B, L, N, generator=g, dtype=torch.float64)
             h0 = torch.randn(B, Dm, N, generator=g, dtype=torch.float64)
             check(f"selective_scan ({tag})", lambda x=x, dt=dt, A=A, Bm=Bm, Cm=Cm, h0=h0, first=first, dtype=dtype, tol=tol:
-                  _compare(lambda be, x, dt, A, Bm, Cm, h0, f: selective_scan(x, dt, A, Bm, Cm, first=f, h0=h0, backend=be),
-                           [x, dt, A, Bm, Cm, h0], first, dtype, device, tol))
+                  _compare(_selective_run, [x, dt, A, Bm, Cm, h0], first, dtype, device, tol))
             if dtype != torch.float32:
                 continue  # the SSD kernel computes in float32 only
             H, P, G, N2 = (2, 3, 1, 4) if smoke else (4, 16, 2, 16)
@@ -133,9 +142,7 @@ def kernel_checks(device: str, smoke: bool) -> None:
             Bs, Cs = (torch.randn(B, L, G, N2, generator=g, dtype=torch.float64) for _ in range(2))
             hs = torch.randn(B, H, P, N2, generator=g, dtype=torch.float64)
             check(f"ssd_scan ({tag})", lambda xs=xs, dts=dts, As=As, Bs=Bs, Cs=Cs, hs=hs, first=first, tol=tol:
-                  _compare(lambda be, x, dt, A, Bq, Cq, h0, f: ssd_scan(x, dt, A, Bq, Cq, first=f, h0=h0,
-                                                                        chunk_size=4, backend=be),
-                           [xs, dts, As, Bs, Cs, hs], first, torch.float32, device, tol))
+                  _compare(_ssd_run, [xs, dts, As, Bs, Cs, hs], first, torch.float32, device, tol))
 
 
 def dispatch_checks(device: str) -> None:

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                    label=f"{label} ({ref['episodes']} ep.: {ref['mean']:.1f} ± {ref['stderr']:.1f})")
         ax.axhspan(ref["mean"] - ref["stderr"], ref["mean"] + ref["stderr"], color=color, alpha=0.15, lw=0)
         summary[label] = {"run": str(run_dir), "baseline": ref}
-    for j, spec in enumerate(args.hline):
+    for spec in args.hline:
         value, _, label = spec.partition(":")
         ax.axhline(float(value), color="gray", ls="--", lw=1, label=label or None)
     ax.set_xlabel("environment steps")

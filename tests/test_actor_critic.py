@@ -477,7 +477,7 @@ def test_laprop_foreach_equals_the_per_parameter_loop_exactly():
         models.append((params, idle, opt))
     for step in range(6):
         grads = [torch.randn(s, generator=g) for s in shapes]
-        for params, idle, opt in models:
+        for params, _idle, opt in models:
             for i, (p, gr) in enumerate(zip(params, grads)):
                 p.grad = None if (i == 1 and step == 2) else gr.clone()  # one parameter skips a step
             opt.step()

@@ -86,49 +86,39 @@ class ActorCriticConfig:
     def __post_init__(self) -> None:
         if isinstance(self.optimizer, dict):
             self.optimizer = OptimizerConfig(**self.optimizer)
-        for name in ("actor_layers", "critic_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
-        for name in ("actor_units", "critic_units"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
-        if not 0.0 < self.gamma <= 1.0:
-            raise ValueError(f"gamma: expected a value in (0, 1], got {self.gamma}")
-        if not 0.0 <= self.lam <= 1.0:
-            raise ValueError(f"lam: expected a value in [0, 1], got {self.lam}")
-        if self.entropy_coef < 0:
-            raise ValueError(f"entropy_coef: expected >= 0, got {self.entropy_coef}")
-        if not 0.0 <= self.unimix < 1.0:
-            raise ValueError(f"unimix: expected a value in [0, 1), got {self.unimix}")
-        if self.continuous_dist not in _CONT_DISTS:
-            raise ValueError(f"continuous_dist: expected one of {_CONT_DISTS}, got {self.continuous_dist!r}")
-        if not 0.0 < self.min_std < self.max_std:
-            raise ValueError(f"expected 0 < min_std < max_std, got min_std={self.min_std}, max_std={self.max_std}")
-        if self.actor_grad_continuous not in _ACTOR_GRADS:
-            raise ValueError(
-                f"actor_grad_continuous: expected one of {_ACTOR_GRADS}, got {self.actor_grad_continuous!r}"
-            )
-        if self.num_bins < 2:
-            raise ValueError(f"num_bins: expected >= 2, got {self.num_bins}")
-        if not self.bins_high > self.bins_low:
-            raise ValueError(f"bins_high ({self.bins_high}) must exceed bins_low ({self.bins_low})")
-        if not 0.0 <= self.slow_critic_decay < 1.0:
-            raise ValueError(f"slow_critic_decay: expected a value in [0, 1), got {self.slow_critic_decay}")
-        if self.slow_critic_every < 1:
-            raise ValueError(f"slow_critic_every: expected >= 1, got {self.slow_critic_every}")
-        if self.slow_reg_scale < 0:
-            raise ValueError(f"slow_reg_scale: expected >= 0, got {self.slow_reg_scale}")
-        if self.slow_reg_target not in _SLOW_REG_TARGETS:
-            raise ValueError(f"slow_reg_target: expected one of {_SLOW_REG_TARGETS}, got {self.slow_reg_target!r}")
-        if not 0.0 <= self.return_norm_decay < 1.0:
-            raise ValueError(f"return_norm_decay: expected a value in [0, 1), got {self.return_norm_decay}")
-        if not 0.0 <= self.return_norm_low < self.return_norm_high <= 1.0:
-            raise ValueError(
-                "expected 0 <= return_norm_low < return_norm_high <= 1, got "
-                f"{self.return_norm_low}, {self.return_norm_high}"
-            )
-        if not self.return_norm_max > 0:
-            raise ValueError(f"return_norm_max: expected > 0, got {self.return_norm_max}")
+        checks = [  # (holds, message)
+            (self.actor_layers >= 1, f"actor_layers: expected >= 1, got {self.actor_layers}"),
+            (self.critic_layers >= 1, f"critic_layers: expected >= 1, got {self.critic_layers}"),
+            (self.actor_units >= 1, f"actor_units: expected >= 1, got {self.actor_units}"),
+            (self.critic_units >= 1, f"critic_units: expected >= 1, got {self.critic_units}"),
+            (0.0 < self.gamma <= 1.0, f"gamma: expected a value in (0, 1], got {self.gamma}"),
+            (0.0 <= self.lam <= 1.0, f"lam: expected a value in [0, 1], got {self.lam}"),
+            (self.entropy_coef >= 0, f"entropy_coef: expected >= 0, got {self.entropy_coef}"),
+            (0.0 <= self.unimix < 1.0, f"unimix: expected a value in [0, 1), got {self.unimix}"),
+            (self.continuous_dist in _CONT_DISTS,
+             f"continuous_dist: expected one of {_CONT_DISTS}, got {self.continuous_dist!r}"),
+            (0.0 < self.min_std < self.max_std,
+             f"expected 0 < min_std < max_std, got min_std={self.min_std}, max_std={self.max_std}"),
+            (self.actor_grad_continuous in _ACTOR_GRADS,
+             f"actor_grad_continuous: expected one of {_ACTOR_GRADS}, got {self.actor_grad_continuous!r}"),
+            (self.num_bins >= 2, f"num_bins: expected >= 2, got {self.num_bins}"),
+            (self.bins_high > self.bins_low, f"bins_high ({self.bins_high}) must exceed bins_low ({self.bins_low})"),
+            (0.0 <= self.slow_critic_decay < 1.0,
+             f"slow_critic_decay: expected a value in [0, 1), got {self.slow_critic_decay}"),
+            (self.slow_critic_every >= 1, f"slow_critic_every: expected >= 1, got {self.slow_critic_every}"),
+            (self.slow_reg_scale >= 0, f"slow_reg_scale: expected >= 0, got {self.slow_reg_scale}"),
+            (self.slow_reg_target in _SLOW_REG_TARGETS,
+             f"slow_reg_target: expected one of {_SLOW_REG_TARGETS}, got {self.slow_reg_target!r}"),
+            (0.0 <= self.return_norm_decay < 1.0,
+             f"return_norm_decay: expected a value in [0, 1), got {self.return_norm_decay}"),
+            (0.0 <= self.return_norm_low < self.return_norm_high <= 1.0,
+             "expected 0 <= return_norm_low < return_norm_high <= 1, got "
+             f"{self.return_norm_low}, {self.return_norm_high}"),
+            (self.return_norm_max > 0, f"return_norm_max: expected > 0, got {self.return_norm_max}"),
+        ]
+        for holds, message in checks:
+            if not holds:
+                raise ValueError(message)
 
 
 def _wm_optimizer() -> OptimizerConfig:

@@ -25,7 +25,6 @@ from agents.sac.config import CollectConfig
 from agents.sac.envs import gym_id, make_env, task_key
 from agents.sac.sac import SAC, Actor, ReplayBuffer, actor_policy, evaluate_policy, train_sac
 
-LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert")
 
 
 def rollout_dataset(env: gym.Env, policy: Callable[[np.ndarray], np.ndarray], size: int, seed: int) -> tuple[dict[str, np.ndarray], list[float]]:
@@ -92,9 +91,6 @@ def collect_datasets(cfg: CollectConfig, log: Callable[[str], None] | None = pri
     Returns ``{"paths": {level: path}, "snapshots": [...], "timing": {...}, "references": {...}}``; the chosen
     actors are also saved to ``<out_dir>/<task>-policies-v5-seed<seed>.pt`` (state_dicts).
     """
-    bad = [lv for lv in cfg.levels if lv not in LEVELS]
-    if bad:
-        raise ValueError(f"unknown dataset levels {bad}; valid levels: {list(LEVELS)}")
     log = log or (lambda s: None)
     t0 = time.perf_counter()
     env = make_env(cfg.env, seed=cfg.seed, max_episode_steps=cfg.max_episode_steps)

@@ -25,6 +25,9 @@ class SACConfig:
     device: str = "cpu"
 
 
+LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert")
+
+
 @dataclass
 class CollectConfig:
     """What ``collect_datasets`` trains and writes.
@@ -48,3 +51,8 @@ class CollectConfig:
     out_dir: str = "datasets"
     minari: bool = False  # also write each level as a Minari folder (needs ssmrl.replay.offline)
     sac: SACConfig = field(default_factory=SACConfig)
+
+    def __post_init__(self) -> None:
+        bad = [lv for lv in self.levels if lv not in LEVELS]
+        if bad:
+            raise ValueError(f"unknown dataset levels {bad}; valid levels: {list(LEVELS)}")

@@ -422,28 +422,8 @@ class ReplayBuffer:
             raise ValueError(f"replay state spec {spec} differs from the buffer's {self.spec}")
         if len(index["streams"]) != self.num_streams:
             raise ValueError(f"replay state has {len(index['streams'])} streams, expected {self.num_streams}")
-        c = self.stream_capacity
         for s, entry in enumerate(index["streams"]):
-            total = int(entry["total"])
-            lo = max(0, total - c)
-            covered = lo
-            for f in entry["files"]:
-                start, end = int(f["start"]), int(f["end"])
-                a, b = max(start, lo), min(end, total)
-                if a != covered:
-                    raise storage.ReplayStorageError(
-                        f"replay index: stream {s} file {f['file']} starts at step {a}, expected {covered}"
-                    )
-                arrays = storage.read_arrays(self.directory / f["file"], self.spec, end - start)
-                pos = np.arange(a, b) % c
-                for key, arr in arrays.items():
-                    if key in self._data:
-                        self._data[key][s, pos] = arr[a - start : b - start]
-                del arrays  # one chunk in memory at a time
-                covered = b
-            if covered != total:
-                raise storage.ReplayStorageError(f"replay index: stream {s} files end at step {covered}, expected {total}")
-            self._total[s] = total
+            self._total[s] = self._load_stream(s, entry)
         self.sampler.load_state_dict(dict(state["sampler"]))
         self._commit = int(index["commit"])
         self._recent_files.clear()
@@ -452,6 +432,30 @@ class ReplayBuffer:
         self._recent_files.append([f["file"] for st in index["streams"] for f in st["files"]])
         self._version += 1
         self._cache = {}
+
+    def _load_stream(self, s: int, entry: Mapping[str, Any]) -> int:
+        """Read stream ``s``'s committed chunk files into its ring (one chunk in memory at a time); returns its
+        step total. The files must cover the kept window [total - capacity, total) without gaps."""
+        c = self.stream_capacity
+        total = int(entry["total"])
+        covered = lo = max(0, total - c)
+        for f in entry["files"]:
+            start, end = int(f["start"]), int(f["end"])
+            a, b = max(start, lo), min(end, total)
+            if a != covered:
+                raise storage.ReplayStorageError(
+                    f"replay index: stream {s} file {f['file']} starts at step {a}, expected {covered}"
+                )
+            arrays = storage.read_arrays(self.directory / f["file"], self.spec, end - start)
+            pos = np.arange(a, b) % c
+            for key, arr in arrays.items():
+                if key in self._data:
+                    self._data[key][s, pos] = arr[a - start : b - start]
+            del arrays
+            covered = b
+        if covered != total:
+            raise storage.ReplayStorageError(f"replay index: stream {s} files end at step {covered}, expected {total}")
+        return total
 
     @classmethod
     def load(cls, directory: str | Path, state: Mapping[str, Any] | None = None, **overrides: Any) -> "ReplayBuffer":

@@ -382,6 +382,33 @@ def _read_obs(item) -> Any:
     return item[()]
 
 
+def _read_minari_episode(group, source: str) -> dict[str, Any]:
+    """One ``episode_*`` group, checked: keys, lengths (observations one longer than rewards), finiteness, and
+    termination/truncation flags only on the last step."""
+    missing = [k for k in EPISODE_KEYS if k not in group]
+    if missing:
+        raise DatasetError(f"{source}: missing key(s) {missing}; a Minari episode needs {list(EPISODE_KEYS)}")
+    ep = {k: _read_obs(group[k]) for k in EPISODE_KEYS}
+    t = len(ep["rewards"])
+    for key, arr in _obs_items(ep["observations"]):
+        if len(arr) != t + 1:
+            raise DatasetError(f"{source}: key {key!r} has length {len(arr)}, expected {t + 1} (rewards + 1)")
+        _check_finite(key, arr, source)
+    for key in ("actions", "terminations", "truncations"):
+        for sub, arr in _obs_items(ep[key], key):
+            if len(arr) != t:
+                raise DatasetError(f"{source}: key {sub!r} has length {len(arr)}, expected {t} (length of 'rewards')")
+            _check_finite(sub, arr, source)
+    _check_finite("rewards", np.asarray(ep["rewards"]), source)
+    if t == 0:
+        raise DatasetError(f"{source}: key 'rewards' is empty (episode without steps)")
+    for key in ("terminations", "truncations"):
+        early = np.flatnonzero(np.asarray(ep[key], dtype=bool)[:-1])
+        if early.size:
+            raise DatasetError(f"{source}: key {key!r} is set at index {early[0]} before the episode's last step {t - 1}")
+    return ep
+
+
 def read_minari(path: str | Path, dataset_id: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read and validate a Minari dataset folder into flat D4RL form ``(data, metadata)``. An episode that ends
     with neither ``terminations`` nor ``truncations`` set (data collection stopped) gets ``timeouts`` set on its
@@ -402,30 +429,7 @@ def read_minari(path: str | Path, dataset_id: str | None = None) -> tuple[dict[s
         if not names:
             raise DatasetError(f"{data_file}: no episode_* groups")
         for name in names:
-            group = f[name]
-            source = f"{data_file}:{name}"
-            missing = [k for k in EPISODE_KEYS if k not in group]
-            if missing:
-                raise DatasetError(f"{source}: missing key(s) {missing}; a Minari episode needs {list(EPISODE_KEYS)}")
-            ep = {k: _read_obs(group[k]) for k in EPISODE_KEYS}
-            t = len(ep["rewards"])
-            for key, arr in _obs_items(ep["observations"]):
-                if len(arr) != t + 1:
-                    raise DatasetError(f"{source}: key {key!r} has length {len(arr)}, expected {t + 1} (rewards + 1)")
-                _check_finite(key, arr, source)
-            for key in ("actions", "terminations", "truncations"):
-                for sub, arr in _obs_items(ep[key], key):
-                    if len(arr) != t:
-                        raise DatasetError(f"{source}: key {sub!r} has length {len(arr)}, expected {t} (length of 'rewards')")
-                    _check_finite(sub, arr, source)
-            _check_finite("rewards", np.asarray(ep["rewards"]), source)
-            if t == 0:
-                raise DatasetError(f"{source}: key 'rewards' is empty (episode without steps)")
-            for key in ("terminations", "truncations"):
-                early = np.flatnonzero(np.asarray(ep[key], dtype=bool)[:-1])
-                if early.size:
-                    raise DatasetError(f"{source}: key {key!r} is set at index {early[0]} before the episode's last step {t - 1}")
-            episodes.append(ep)
+            episodes.append(_read_minari_episode(f[name], f"{data_file}:{name}"))
     if "total_episodes" in meta and int(meta["total_episodes"]) != len(episodes):
         raise DatasetError(f"{meta_file}: total_episodes = {meta['total_episodes']} but the data file holds {len(episodes)} episodes")
 

@@ -70,47 +70,38 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _convert(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` (converting int -> float and dicts -> dataclasses)."""
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert(value, arg, key)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
-    if origin is typing.Literal:
-        if value not in typing.get_args(tp):
-            raise ConfigError(f"{key}: expected one of {list(typing.get_args(tp))}, got {value!r}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping for {tp.__name__}, got {value!r}")
-        return from_dict(tp, value, prefix=key)
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        args = typing.get_args(tp)
-        item_tp = args[0] if args else Any
-        items = [_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        args = typing.get_args(tp)
-        val_tp = args[1] if len(args) == 2 else Any
-        return {k: _convert(v, val_tp, f"{key}.{k}") for k, v in value.items()}
+def _convert_union(value: Any, tp: Any, key: str) -> Any:
+    args = typing.get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _convert(value, arg, key)
+        except ConfigError:
+            continue
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _convert_sequence(value: Any, tp: Any, key: str) -> Any:
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{key}: expected a list, got {value!r}")
+    args = typing.get_args(tp)
+    item_tp = args[0] if args else Any
+    items = [_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    return tuple(items) if typing.get_origin(tp) is tuple else items
+
+
+def _convert_mapping(value: Any, tp: Any, key: str) -> Any:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+    args = typing.get_args(tp)
+    val_tp = args[1] if len(args) == 2 else Any
+    return {k: _convert(v, val_tp, f"{key}.{k}") for k, v in value.items()}
+
+
+def _convert_scalar(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, str):  # ``lr: 4e-5`` in a YAML file arrives as a string (YAML 1.1)
             value = _number(value)
@@ -130,6 +121,30 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}")
         return value
     raise ConfigError(f"{key}: unsupported config type {_type_name(tp)}")
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (converting int -> float and dicts -> dataclasses)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        return _convert_union(value, tp, key)
+    if origin is typing.Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{key}: expected one of {list(typing.get_args(tp))}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping for {tp.__name__}, got {value!r}")
+        return from_dict(tp, value, prefix=key)
+    if origin in (list, tuple):
+        return _convert_sequence(value, tp, key)
+    if origin is dict or tp is dict:
+        return _convert_mapping(value, tp, key)
+    return _convert_scalar(value, tp, key)
 
 
 def from_dict(cls: type, data: dict, prefix: str = "") -> Any:

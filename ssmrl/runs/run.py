@@ -243,8 +243,9 @@ class Run:
         for name in ("metrics.jsonl", "scores.jsonl"):
             path = self.directory / name
             if path.is_file():
-                lines = [l for l in path.read_text().splitlines() if l.strip() and _step_of(l) <= step]
-                atomic_write(path, lambda f: f.write("".join(l + "\n" for l in lines)), mode="w")
+                kept = "".join(line + "\n" for line in path.read_text().splitlines()
+                               if line.strip() and _step_of(line) <= step)
+                atomic_write(path, lambda f, text=kept: f.write(text), mode="w")
 
     def log_metrics(self, step: int, metrics: dict[str, Any]) -> None:
         row = {"step": int(step), **{k: _jsonable(v) for k, v in metrics.items()}}
