@@ -54,7 +54,7 @@ def time_updates(words: list[str], updates: int, warmup: int = 2) -> dict:
 
     import torch
 
-    from agents.dreamer.optim import build_optimizer
+    from ssmrl.optim import build_optimizer
     from agents.worldmodel.train import WindowSampler, _batch, build_dataset, build_model, section, train_step
     from ssmrl.replay import ReplayBuffer
     from ssmrl.runs.config import from_dict, resolve_args

@@ -15,7 +15,7 @@ from agents.dreamer.actor_critic import (
     lambda_returns,
 )
 from agents.dreamer.config import ActorCriticConfig, OptimizerConfig
-from agents.dreamer.optim import LaProp, build_optimizer, clip_grad_norm, linear_warmup
+from ssmrl.optim import LaProp, build_optimizer, clip_grad_norm, linear_warmup
 
 
 def small_cfg(**kw) -> ActorCriticConfig:

@@ -1,6 +1,6 @@
 """Dreamer-style online agent: world model + imagination actor-critic (DreamerV3 recipe, Drama's constants)."""
 from agents.dreamer.actor_critic import ActorCritic, ActorCriticLearner, lambda_returns
 from agents.dreamer.config import ActorCriticConfig, OptimizerConfig
-from agents.dreamer.optim import LaProp
+from ssmrl.optim import LaProp
 
 __all__ = ["ActorCritic", "ActorCriticConfig", "ActorCriticLearner", "LaProp", "OptimizerConfig", "lambda_returns"]

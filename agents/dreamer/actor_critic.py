@@ -48,7 +48,7 @@ from torch.func import functional_call
 from ssmrl.distributions import BoundedNormal, OneHotCategorical, TanhNormal, TwoHot
 
 from .config import ActorCriticConfig
-from .optim import build_optimizer, clip_grad_norm
+from ssmrl.optim import build_optimizer, clip_grad_norm
 
 __all__ = [
     "mlp",

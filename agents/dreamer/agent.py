@@ -24,7 +24,7 @@ import torch
 
 from agents.dreamer.actor_critic import ActorCritic, ActorCriticLearner
 from agents.dreamer.config import ActorCriticConfig, DreamerConfig, WorldModelSection
-from agents.dreamer.optim import build_optimizer, clip_grad_norm
+from ssmrl.optim import build_optimizer, optimizer_step
 from ssmrl.replay.buffer import to_torch
 from ssmrl.replay.config import ReplayConfig
 from ssmrl.world_models import WorldModel, WorldModelState, make_config
@@ -132,11 +132,8 @@ class DreamerAgent:
         detached), the latter for ``imag_starts=posterior``."""
         self.wm.train()
         wm_loss, metrics, outputs = self.wm.loss_and_outputs(batch, generator=generator)
-        self.wm_opt.zero_grad(set_to_none=True)
-        wm_loss.backward()
-        metrics["grad_norm"] = clip_grad_norm(self.wm.parameters(), self.cfg.wm_optimizer.grad_clip)
-        self.wm_opt.step()
-        self.wm_sched.step()
+        metrics["grad_norm"] = optimizer_step(wm_loss, self.wm.parameters(), self.wm_opt, self.wm_sched,
+                                              self.cfg.wm_optimizer.grad_clip)
         latents = {k: v.detach() for k, v in outputs["latents"].items()}
         return {f"wm/{k}": v.detach() for k, v in metrics.items()}, latents
 

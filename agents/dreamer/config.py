@@ -8,39 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-_OPTIMIZERS = ("laprop", "adam")
+from ssmrl.optim import OptimizerConfig
+
 _CONT_DISTS = ("bounded_normal", "tanh_normal")
 _ACTOR_GRADS = ("reinforce", "backprop")
 _SLOW_REG_TARGETS = ("return", "value")
 IMAG_STARTS = ("replay", "posterior")
-
-
-@dataclass
-class OptimizerConfig:
-    """Optimiser shared by actor and critic (one instance, two parameter groups clipped separately)."""
-
-    name: str = "laprop"  # Drama: LaProp (or Adam)
-    lr: float = 4e-5  # Drama: 4e-5 for both models
-    eps: float = 1e-20  # Drama/DreamerV3
-    betas: tuple[float, float] = (0.9, 0.999)  # DreamerV3 default
-    weight_decay: float = 0.0
-    warmup_updates: int = 1000  # Drama: 1k linear warm-up updates
-    grad_clip: float = 100.0  # Drama: 100 for the actor-critic (global norm, per network)
-
-    def __post_init__(self) -> None:
-        if self.name not in _OPTIMIZERS:
-            raise ValueError(f"optimizer.name: expected one of {_OPTIMIZERS}, got {self.name!r}")
-        if not self.lr > 0:
-            raise ValueError(f"optimizer.lr: expected > 0, got {self.lr}")
-        if not self.eps >= 0:
-            raise ValueError(f"optimizer.eps: expected >= 0, got {self.eps}")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"optimizer.betas: expected two values in [0, 1), got {self.betas}")
-        self.betas = (float(self.betas[0]), float(self.betas[1]))
-        if self.warmup_updates < 0:
-            raise ValueError(f"optimizer.warmup_updates: expected >= 0, got {self.warmup_updates}")
-        if not self.grad_clip > 0:
-            raise ValueError(f"optimizer.grad_clip: expected > 0 (use a large value to disable), got {self.grad_clip}")
 
 
 @dataclass

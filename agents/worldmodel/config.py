@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agents.dreamer.config import OptimizerConfig
+from ssmrl.optim import OptimizerConfig
 
 WINDOWS = ("episode_start", "uniform")
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 import envs
-from agents.dreamer.optim import build_optimizer, clip_grad_norm
+from ssmrl.optim import build_optimizer, optimizer_step
 from agents.worldmodel import data as D
 from agents.worldmodel import metrics as M
 from agents.worldmodel.config import WorldModelTrainConfig
@@ -151,11 +151,7 @@ def train_step(wm: WorldModel, opt, sched, batch: dict[str, torch.Tensor], grad_
     gradient norm before clipping). The training loop and ``memory_benchmark.py --time-updates`` both call it."""
     wm.train()
     loss, metrics = wm.loss(batch, generator=generator)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    metrics["grad_norm"] = clip_grad_norm(wm.parameters(), grad_clip)
-    opt.step()
-    sched.step()
+    metrics["grad_norm"] = optimizer_step(loss, wm.parameters(), opt, sched, grad_clip)
     return metrics
 
 

@@ -1,4 +1,5 @@
-"""LaProp optimiser, linear warm-up and the optimiser factory used by the Dreamer agent.
+"""LaProp optimiser, linear warm-up, the optimiser config and factory shared by every learner (Dreamer's world
+model and actor-critic, the world-model trainer).
 
 LaProp (Ziyin et al. 2020) swaps Adam's order of operations: the gradient is first divided by the root of
 the (bias-corrected) EMA of squared gradients, and momentum is applied to that normalised update. Per step:
@@ -15,6 +16,7 @@ update exactly sign(g).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 import torch
@@ -22,9 +24,38 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from .config import OptimizerConfig
+__all__ = ["OptimizerConfig", "LaProp", "linear_warmup", "clip_grad_norm", "build_optimizer", "optimizer_step"]
 
-__all__ = ["LaProp", "linear_warmup", "clip_grad_norm", "build_optimizer"]
+_OPTIMIZERS = ("laprop", "adam")
+
+
+@dataclass
+class OptimizerConfig:
+    """Optimiser shared by actor and critic (one instance, two parameter groups clipped separately)."""
+
+    name: str = "laprop"  # Drama: LaProp (or Adam)
+    lr: float = 4e-5  # Drama: 4e-5 for both models
+    eps: float = 1e-20  # Drama/DreamerV3
+    betas: tuple[float, float] = (0.9, 0.999)  # DreamerV3 default
+    weight_decay: float = 0.0
+    warmup_updates: int = 1000  # Drama: 1k linear warm-up updates
+    grad_clip: float = 100.0  # Drama: 100 for the actor-critic (global norm, per network)
+
+    def __post_init__(self) -> None:
+        if self.name not in _OPTIMIZERS:
+            raise ValueError(f"optimizer.name: expected one of {_OPTIMIZERS}, got {self.name!r}")
+        if not self.lr > 0:
+            raise ValueError(f"optimizer.lr: expected > 0, got {self.lr}")
+        if not self.eps >= 0:
+            raise ValueError(f"optimizer.eps: expected >= 0, got {self.eps}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"optimizer.betas: expected two values in [0, 1), got {self.betas}")
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if self.warmup_updates < 0:
+            raise ValueError(f"optimizer.warmup_updates: expected >= 0, got {self.warmup_updates}")
+        if not self.grad_clip > 0:
+            raise ValueError(f"optimizer.grad_clip: expected > 0 (use a large value to disable), got {self.grad_clip}")
+
 
 
 class LaProp(Optimizer):
@@ -150,3 +181,16 @@ def build_optimizer(param_groups: Iterable[Tensor] | Iterable[dict], cfg: Optimi
     else:  # pragma: no cover - OptimizerConfig validates the name
         raise ValueError(f"optimizer.name: expected 'laprop' or 'adam', got {cfg.name!r}")
     return opt, linear_warmup(opt, cfg.warmup_updates)
+
+
+def optimizer_step(loss: Tensor, parameters: Iterable[Tensor], optimizer: Optimizer, scheduler: LambdaLR,
+                   grad_clip: float) -> Tensor:
+    """zero_grad -> backward -> clip the global gradient norm -> step -> scheduler step. Returns the norm before
+    clipping (a 0-d tensor: no host sync)."""
+    params = list(parameters)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = clip_grad_norm(params, grad_clip)
+    optimizer.step()
+    scheduler.step()
+    return norm
