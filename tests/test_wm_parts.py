@@ -22,8 +22,8 @@ from ssmrl.world_models import (
     make_config,
     symexp,
     symlog,
-    twohot,
 )
+from ssmrl.distributions import twohot_encode as twohot  # the reward head's encoder (one for the suite)
 from ssmrl.world_models.config import GRUConfig, SSMConfig, TransformerConfig
 from ssmrl.world_models.networks import ChannelNorm
 

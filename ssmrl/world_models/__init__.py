@@ -18,7 +18,7 @@ from .config import (
     config_to_dict,
     make_config,
 )
-from .heads import ContinueHead, RewardHead, twohot
+from .heads import ContinueHead, RewardHead
 from .latents import CategoricalLatent
 from .model import WorldModel, WorldModelState
 from .networks import ImageDecoder, ImageEncoder, VectorDecoder, VectorEncoder, symexp, symlog
@@ -27,6 +27,6 @@ __all__ = [
     "PRESETS", "SIZES", "WorldModel", "WorldModelState", "WorldModelConfig", "make_config", "config_to_dict",
     "config_from_dict", "GRUConfig", "HeadConfig", "ImageCodecConfig", "LatentConfig", "LossConfig", "SSMConfig",
     "TransformerConfig", "VectorCodecConfig", "SSMBackbone", "GRUBackbone", "TransformerBackbone", "KVCache",
-    "make_backbone", "CategoricalLatent", "RewardHead", "ContinueHead", "twohot", "ImageEncoder", "ImageDecoder",
+    "make_backbone", "CategoricalLatent", "RewardHead", "ContinueHead", "ImageEncoder", "ImageDecoder",
     "VectorEncoder", "VectorDecoder", "symlog", "symexp",
 ]

@@ -6,22 +6,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ssmrl.distributions import twohot_encode
+
 from .networks import MLP, symexp, symlog
-
-
-def twohot(y: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    """Two-hot encoding of ``y`` (...,) on the sorted ``bins`` (K,): (..., K), weights on the two nearest bins
-    that sum to 1 and reproduce ``y`` as their weighted mean (``y`` is clipped to the bin range)."""
-    y = y.float().clamp(bins[0], bins[-1])
-    k = bins.numel()
-    above = torch.searchsorted(bins, y.contiguous(), right=True).clamp(1, k - 1)  # bins[above-1] <= y < bins[above]
-    below = above - 1
-    lo, hi = bins[below], bins[above]
-    w_hi = ((y - lo) / (hi - lo)).clamp(0.0, 1.0)
-    out = torch.zeros(*y.shape, k, device=y.device, dtype=torch.float32)
-    out.scatter_(-1, below.unsqueeze(-1), (1.0 - w_hi).unsqueeze(-1))
-    out.scatter_add_(-1, above.unsqueeze(-1), w_hi.unsqueeze(-1))
-    return out
 
 
 class RewardHead(nn.Module):
@@ -45,7 +32,7 @@ class RewardHead(nn.Module):
 
     def loss(self, logits: torch.Tensor, reward: torch.Tensor) -> torch.Tensor:
         """Cross-entropy against the two-hot of symlog(reward): (...,)."""
-        target = twohot(symlog(reward.float()), self.bins)
+        target = twohot_encode(symlog(reward.float()), self.bins)
         return -(target * torch.log_softmax(logits.float(), -1)).sum(-1)
 
 

@@ -12,17 +12,8 @@ import math
 import torch
 import torch.nn as nn
 
+from ssmrl.distributions import symexp, symlog  # noqa: F401  (one definition; re-exported for the world model)
 from ssmrl.ssm.blocks import RMSNorm
-
-
-def symlog(x: torch.Tensor) -> torch.Tensor:
-    """sign(x) * log(1 + |x|)."""
-    return torch.sign(x) * torch.log1p(torch.abs(x))
-
-
-def symexp(x: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`symlog`: sign(x) * (exp(|x|) - 1)."""
-    return torch.sign(x) * torch.expm1(torch.abs(x))
 
 
 def make_norm(kind: str, dim: int) -> nn.Module:
