@@ -6,8 +6,8 @@
 Backends:
 - ``reference``: plain sequential loop (float64 capable; the test oracle).
 - ``torch``: on the CPU in float32, the fused C kernel ``_selective_cpu.c`` (built by ``pip install``;
-  optional): each (batch, channel) runs its sequence with the state in L1 and the backward recomputes one
-  sequence's states into a small scratch buffer, so no (B, L, Dm, N) grid is ever stored. At Decision Mamba's
+  optional): each batch row runs its sequence with its (N, Dm) state in L1, vectorised over channels, and the
+  backward recomputes the row's states into a scratch buffer, so no (B, L, Dm, N) grid is ever stored. At Decision Mamba's
   default size (B 64, L 60, Dm 256, N 16, one thread) fwd+bwd of one scan took 0.27 s with the grid path and
   0.03 s with the kernel (docs/results.md). Elsewhere (other dtypes, GPUs without Triton, no compiler), a
   custom autograd Function that discretises on the full grid (vectorised exp and outer products), runs the
