@@ -159,10 +159,11 @@ def collect_datasets(cfg: CollectConfig, log: Callable[[str], None] | None = pri
                     "snapshot_returns": [(s["step"], s["eval_return"]) for s in snapshots]}, pol_path)
 
     made: dict[str, dict[str, np.ndarray]] = {}
+    natural: dict[str, list[float]] = {}  # returns of the episodes that ended by themselves (not cut by the size)
     t_roll = time.perf_counter()
     for i, level in enumerate(("random", "medium", "expert")):
         if level in cfg.levels or (level in ("medium", "expert") and "medium-expert" in cfg.levels):
-            made[level], _ = rollout_dataset(env, policies[level], cfg.size, seed=cfg.seed + 40_000 + i)
+            made[level], natural[level] = rollout_dataset(env, policies[level], cfg.size, seed=cfg.seed + 40_000 + i)
     policy_desc = {
         "random": "uniform random actions",
         "medium": f"SAC actor at env step {medium['step']} (eval return {medium['eval_return']:.1f})" if medium else "",
@@ -170,19 +171,23 @@ def collect_datasets(cfg: CollectConfig, log: Callable[[str], None] | None = pri
     }
     if "medium-replay" in cfg.levels:
         mr = buf.prefix(medium["step"])
-        if not (mr["terminals"][-1] or mr["timeouts"][-1]):
+        cut = not (mr["terminals"][-1] or mr["timeouts"][-1])
+        if cut:
             mr["timeouts"][-1] = True  # the buffer stops mid-episode at the snapshot: mark the cut
         made["medium-replay"] = mr
+        natural["medium-replay"] = episode_returns(mr)[:-1] if cut else episode_returns(mr)
         policy_desc["medium-replay"] = f"SAC replay buffer, env steps 1..{medium['step']} (up to the medium snapshot)"
     if "medium-expert" in cfg.levels:
         made["medium-expert"] = {k: np.concatenate([made["medium"][k], made["expert"][k]]) for k in made["medium"]}
+        natural["medium-expert"] = natural["medium"] + natural["expert"]
         policy_desc["medium-expert"] = policy_desc["medium"] + " + " + policy_desc["expert"]
     t_roll = time.perf_counter() - t_roll
 
     for level in cfg.levels:
         data = made[level]
         meta = dict(base_meta, level=level, policy=policy_desc[level], size=int(len(data["rewards"])),
-                    returns=return_stats(episode_returns(data)), **refs)
+                    returns=return_stats(natural[level]),
+                    cut_episodes=len(episode_returns(data)) - len(natural[level]), **refs)
         if need_sac:
             meta["sac"] = {"train_steps": cfg.train_steps, "medium_step": medium["step"], "expert_step": expert["step"],
                            "medium_eval_return": medium["eval_return"], "expert_eval_return": expert["eval_return"]}
