@@ -71,6 +71,8 @@ def test_a_dataset_that_names_no_env_is_refused_before_training(tmp_path, capsys
                  "--run-dir", str(run_dir)]) == 0
     result = json.loads((run_dir / "offline_result.json").read_text())
     assert result["task"] == "hopper"
+    # no dataset references, and D4RL's belong to gym v2/v3: the score is refused, naming the env it came from
+    assert result["final"]["normalised"] is None and "Hopper-v5" in result["final"]["normalised_refused"]
 
 
 def _tiny(tmp_path):

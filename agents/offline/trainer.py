@@ -41,6 +41,9 @@ def _env_label(env_fn: Callable[[int], gym.Env] | None) -> str | None:
         return None
     env = env_fn(0)
     try:
+        settings = getattr(env.unwrapped, "settings", None)
+        if callable(settings) and "gym_id" in settings():  # this suite's MuJoCo envs: e.g. Hopper-v5
+            return settings()["gym_id"]
         spec = getattr(env, "spec", None) or getattr(env.unwrapped, "spec", None)
         return spec.id if spec is not None else type(env.unwrapped).__name__
     finally:
