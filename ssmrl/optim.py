@@ -93,6 +93,18 @@ class LaProp(Optimizer):
             self._step_loop()
         return loss
 
+    def _advance(self, p: Tensor) -> dict:
+        """``p``'s state (created at its first step) with the step count advanced to this step."""
+        if p.grad.is_sparse:
+            raise RuntimeError("LaProp does not support sparse gradients")
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["step"] += 1
+        return state
+
     def _step_foreach(self) -> None:
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
@@ -101,14 +113,7 @@ class LaProp(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("LaProp does not support sparse gradients")
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
+                state = self._advance(p)
                 ps, gs, ms, vs = by_step.setdefault(state["step"], ([], [], [], []))
                 ps.append(p), gs.append(p.grad), ms.append(state["exp_avg"]), vs.append(state["exp_avg_sq"])
             for t, (ps, gs, ms, vs) in by_step.items():
@@ -131,14 +136,7 @@ class LaProp(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("LaProp does not support sparse gradients")
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
+                state = self._advance(p)
                 t = state["step"]
                 g = p.grad
                 m, v = state["exp_avg"], state["exp_avg_sq"]

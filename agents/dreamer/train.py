@@ -32,17 +32,14 @@ def _spaces(cfg) -> tuple[dict, dict]:
     return spaces, info.get("settings", {})
 
 
-def check(cfg) -> None:
-    """What ``ssmrl train`` checks before creating the run directory: the world model's configuration for this
-    env (sizes, override keys), built without weights. Raises ConfigError naming the section."""
+def check(cfg, env) -> None:
+    """What ``ssmrl train`` checks before creating the run directory: the world model's configuration for ``env``
+    (the run's env, built by the caller; sizes, override keys), built without weights. Raises ConfigError naming
+    the section."""
     from ssmrl.runs.config import ConfigError
     from ssmrl.world_models import make_config
 
-    env = envs.make(cfg.env.id, **cfg.env.options)
-    try:
-        spaces = space_info(env.observation_space, env.action_space)
-    finally:
-        env.close()
+    spaces = space_info(env.observation_space, env.action_space)
     try:
         make_config(cfg.wm.preset, cfg.wm.size, action_dim=spaces["action_dim"], image_shape=spaces["image_shape"],
                     vector_dim=spaces["vector_dim"], discrete_actions=spaces["discrete"], **cfg.wm.overrides).validate()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+ACTING_MODES = ("window", "recurrent")  # how Decision Mamba uses its context when acting (OfflineConfig.acting)
 # D4RL evaluation return targets (REFERENCES.md); for locally made data the trainer scales them (see trainer)
 D4RL_TARGET_RETURNS = {"hopper": 3600.0, "halfcheetah": 12000.0, "walker2d": 5000.0}
 
@@ -91,5 +92,5 @@ class OfflineConfig:
     pser: PSERConfig = field(default_factory=PSERConfig)
 
     def __post_init__(self) -> None:
-        if self.acting not in ("window", "recurrent"):
-            raise ValueError(f"acting: expected 'window' or 'recurrent', got {self.acting!r}")
+        if self.acting not in ACTING_MODES:
+            raise ValueError(f"acting: expected one of {ACTING_MODES}, got {self.acting!r}")

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from agents.offline.acting import SlidingWindowActing
-from agents.offline.config import ModelConfig
+from agents.offline.config import ACTING_MODES, ModelConfig
 from agents.offline.tokens import TokenEmbedding, split_tokens
 
 
@@ -97,8 +97,8 @@ class DecisionMamba(SlidingWindowActing, nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, cfg: ModelConfig | None = None, context: int = 20,
                  acting: str = "window"):
         super().__init__()
-        if acting not in ("window", "recurrent"):
-            raise ValueError(f"acting must be 'window' or 'recurrent', got {acting!r}")
+        if acting not in ACTING_MODES:
+            raise ValueError(f"acting must be one of {ACTING_MODES}, got {acting!r}")
         self.cfg = cfg = cfg or ModelConfig()
         self.obs_dim, self.act_dim, self.context, self.acting = obs_dim, act_dim, context, acting
         self.embed = TokenEmbedding(obs_dim, act_dim, cfg.d_model, cfg.max_timestep, cfg.dropout)

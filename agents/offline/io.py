@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ssmrl.runs.config import ConfigError
+from agents.offline.scores import D4RL_REF_SCORES
 from ssmrl.replay.offline import read_d4rl, read_minari, validate_d4rl, write_d4rl, write_minari
+from ssmrl.runs.config import ConfigError
 
 __all__ = ["read_d4rl", "write_d4rl", "write_minari", "load_dataset", "flat_observations", "validate_d4rl"]
 
@@ -30,7 +31,7 @@ def flat_observations(obs: Any) -> np.ndarray:
     return arr.reshape(len(arr), -1).astype(np.float32)
 
 
-_MUJOCO_TASKS = ("halfcheetah", "hopper", "walker2d", "ant")
+_MUJOCO_TASKS = tuple(D4RL_REF_SCORES)  # the locomotion tasks D4RL (and this suite's collection) name
 
 
 def task_from_path(path: str) -> str | None:

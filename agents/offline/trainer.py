@@ -41,9 +41,9 @@ def _env_label(env_fn: Callable[[int], gym.Env] | None) -> str | None:
         return None
     env = env_fn(0)
     try:
-        settings = getattr(env.unwrapped, "settings", None)
-        if callable(settings) and "gym_id" in settings():  # this suite's MuJoCo envs: e.g. Hopper-v5
-            return settings()["gym_id"]
+        settings = env.unwrapped.settings() if callable(getattr(env.unwrapped, "settings", None)) else {}
+        if "gym_id" in settings:  # this suite's MuJoCo envs: e.g. Hopper-v5
+            return settings["gym_id"]
         spec = getattr(env, "spec", None) or getattr(env.unwrapped, "spec", None)
         return spec.id if spec is not None else type(env.unwrapped).__name__
     finally:
@@ -225,6 +225,7 @@ def train_offline(cfg: OfflineConfig, dataset: str | dict[str, np.ndarray], meta
         env_fn = lambda s: make_env(task, seed=s)  # noqa: E731
     target, target_src = target_return_for(cfg, task, meta) if task is not None else (cfg.target_return, "config")
     evals: list[dict] = []
+    env_label = _env_label(env_fn)  # the evaluated env's id with its version, once per run
 
     def run_eval() -> dict:
         t0 = time.perf_counter()
@@ -233,7 +234,7 @@ def train_offline(cfg: OfflineConfig, dataset: str | dict[str, np.ndarray], meta
         res = {"step": trainer.step, "return_mean": float(np.mean(rets)), "return_std": float(np.std(rets)),
                "returns": rets, "eval_time_s": time.perf_counter() - t0, "acting": _acting_mode(cfg)}
         try:
-            res["normalised"] = normalised_score(res["return_mean"], task, meta, env=_env_label(env_fn),
+            res["normalised"] = normalised_score(res["return_mean"], task, meta, env=env_label,
                                                  allow_other_version=cfg.d4rl_reference_any_version).to_dict()
         except KeyError as err:
             res["normalised"], res["normalised_refused"] = None, str(err.args[0] if err.args else err)

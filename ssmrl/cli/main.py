@@ -87,16 +87,19 @@ def _check_run(cfg, command: str, trainers: dict[str, str]) -> None:
         return
     import envs
 
-    try:
-        envs.make(cfg.env.id, **cfg.env.options).close()
-    except (ValueError, TypeError, KeyError) as err:
-        raise ConfigError(f"env.id={cfg.env.id!r} with env.options={cfg.env.options}: {err}") from err
     if cfg.env.num_envs < 1:
         raise ConfigError(f"env.num_envs: expected >= 1, got {cfg.env.num_envs}")
-    module_name = trainers[cfg.agent].partition(":")[0]
-    agent_check = getattr(importlib.import_module(module_name), "check", None)
-    if agent_check is not None:  # the learner's own checks (e.g. the world model's sizes and override keys)
-        agent_check(cfg)
+    try:
+        env = envs.make(cfg.env.id, **cfg.env.options)
+    except (ValueError, TypeError, KeyError) as err:
+        raise ConfigError(f"env.id={cfg.env.id!r} with env.options={cfg.env.options}: {err}") from err
+    try:
+        module_name = trainers[cfg.agent].partition(":")[0]
+        agent_check = getattr(importlib.import_module(module_name), "check", None)
+        if agent_check is not None:  # the learner's own checks (e.g. the world model's sizes and override keys)
+            agent_check(cfg, env)
+    finally:
+        env.close()
 
 
 # --- sub-commands -----------------------------------------------------------------------------------------------

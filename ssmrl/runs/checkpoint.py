@@ -127,15 +127,15 @@ class Checkpointer:
 
         if path is not None:
             chosen = Path(path)
-            self.read(chosen)  # raises CheckpointError naming the file if it is unusable
+            payload = self.read(chosen)  # raises CheckpointError naming the file if it is unusable
             chosen = chosen.resolve()
             if chosen.parent != self.directory.resolve():
                 raise CheckpointError(f"{path} is not a checkpoint of this run ({self.directory})")
         else:
-            chosen, errors = None, []
+            chosen, payload, errors = None, None, []
             for candidate in reversed(self.all()):
                 try:
-                    self.read(candidate)
+                    payload = self.read(candidate)
                     chosen = candidate
                     break
                 except CheckpointError as err:
@@ -145,7 +145,7 @@ class Checkpointer:
         for later in self.all():
             if later.name > chosen.name:
                 later.rename(later.with_name(later.name + ".rejected"))
-        record = {"file": chosen.name, "step": int(self.read(chosen)["step"]), "sha256": sha256(chosen)}
+        record = {"file": chosen.name, "step": int(payload["step"]), "sha256": sha256(chosen)}
         atomic_write(self.directory / LATEST, lambda f: f.write(json.dumps(record, indent=1)), mode="w")
         print(f"checkpoints: {LATEST} now points at {chosen.name} (step {record['step']})", file=sys.stderr, flush=True)
         return self.directory / chosen.name
