@@ -5,7 +5,7 @@ minimal action set, sticky actions 0 by default, ``info["life_loss"]`` and optio
 108,000-frame cap, optional no-op starts and grayscale) are documented in :mod:`envs.atari_common`.
 
 Reference scores (random and human, per game) are the standard ones used by every Atari100k paper (IRIS, STORM,
-DreamerV3, DIAMOND; see ``../shared/REFERENCES.md``); the human-normalised score is
+DreamerV3, DIAMOND; see ``docs/references.md#atari-reference-scores``); the human-normalised score is
 ``HNS = (score - random) / (human - random)``.
 
     env = envs.make("atari100k/Pong", seed=0)                       # or envs.atari100k.make("Pong")
@@ -20,7 +20,8 @@ import gymnasium as gym
 
 from envs.atari_common import AtariConfig, AtariEnv, all_games, build_config
 
-# game -> (random, human) episode scores (REFERENCES.md table, from the IRIS/DIAMOND results files)
+# game -> (random, human) episode scores (IRIS results/data/RANDOM.json and HUMAN.json;
+# docs/references.md#atari-reference-scores)
 REFERENCE_SCORES: dict[str, tuple[float, float]] = {
     "Alien": (227.8, 7127.7),
     "Amidar": (5.8, 1719.5),

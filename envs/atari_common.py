@@ -1,6 +1,6 @@
 """Shared Atari machinery: one gymnasium env that drives ``ale_py.ALEInterface`` directly.
 
-Protocol (``../shared/REFERENCES.md``, Atari100k section), all of it recorded in ``info["settings"]`` at reset:
+Protocol (``docs/references.md#atari100k-protocol``), all of it recorded in ``info["settings"]`` at reset:
 
 - The ALE runs at ``frameskip=1`` and this env repeats the chosen action ``frame_skip`` (4) emulator frames.
   Rewards of those frames are summed. The observation is the pixel-wise maximum of the last ``pool_frames`` (2)

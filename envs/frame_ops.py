@@ -1,9 +1,9 @@
 """Max-pool two Atari frames and resize with area averaging (OpenCV's ``INTER_AREA``) in one pass.
 
-The Atari protocol (REFERENCES.md) takes the pixel-wise maximum of the last two frames of a repeat and resizes
-it to 64x64 with ``cv2.INTER_AREA``. Done with numpy + OpenCV that is four passes over the (210, 160, 3) frame
-(max, float copy, resize, rounding): ~70 µs of a ~360 µs agent step on the dev CPU. The C extension
-``envs._frame_ops`` (built by ``pip install``; optional) fuses them using the same area tables as OpenCV.
+The Atari protocol (docs/references.md#atari100k-protocol) takes the pixel-wise maximum of the last two frames of
+a repeat and resizes it to 64x64 with ``cv2.INTER_AREA``. Done with numpy + OpenCV that is four passes over the
+(210, 160, 3) frame (max, float copy, resize, rounding): ~70 µs of a ~360 µs agent step on the dev CPU. The C
+extension ``envs._frame_ops`` (built by ``pip install``; optional) fuses them using the same area tables as OpenCV.
 
 The C pass sums rows before columns, OpenCV columns before rows, so the float sums differ in the last bits. That
 can only change a rounded byte when the exact value lies within those bits of a .5 boundary. Every weight of a

@@ -29,7 +29,7 @@ select_gl()  # before MuJoCo is imported (it reads MUJOCO_GL then), so rgb_array
 PRESETS = ("HalfCheetah", "Hopper", "Walker2d", "Ant")
 OTHERS = ("InvertedPendulum", "InvertedDoublePendulum", "Reacher", "Pusher", "Swimmer", "Humanoid",
           "HumanoidStandup")
-# D4RL reference returns (random, expert) used for normalised scores (REFERENCES.md, D4RL).
+# D4RL reference returns (random, expert) used for normalised scores (docs/references.md#d4rl-reference-scores).
 D4RL_REF = {
     "HalfCheetah": (-280.178953, 12135.0),
     "Hopper": (-20.272305, 3234.3),

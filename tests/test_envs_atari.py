@@ -170,7 +170,8 @@ def test_unknown_game_lists_valid_ids():
     assert env.observation_space.shape == (64, 64, 3)
 
 
-# REFERENCES.md table, as printed there (rounded): game -> (random, human, IRIS score)
+# rounded as papers print them (docs/references.md#atari-reference-scores, #published-atari100k-scores):
+# game -> (random, human, IRIS score)
 _TABLE = {
     "Alien": (227.8, 7128, 420.0), "Amidar": (5.8, 1720, 143.0), "Assault": (222.4, 742.0, 1524),
     "Asterix": (210.0, 8503, 853.6), "BankHeist": (14.2, 753.1, 53.1), "BattleZone": (2360, 37188, 13074),
@@ -193,7 +194,7 @@ def test_reference_scores_and_human_normalised_score():
         assert atari100k.human_normalized_score(game, ref_hum) == pytest.approx(1.0)
         score = 0.3 * hum + 11.0
         assert atari100k.human_normalized_score(game, score) == pytest.approx((score - ref_rnd) / (ref_hum - ref_rnd))
-    # IRIS's published aggregate (REFERENCES.md): mean HNS 1.046, median 0.289
+    # IRIS's published aggregate (docs/references.md#published-atari100k-scores): mean HNS 1.046, median 0.289
     hns = [atari100k.human_normalized_score(g, v[2]) for g, v in _TABLE.items()]
     assert np.mean(hns) == pytest.approx(1.046, abs=2e-3)
     assert np.median(hns) == pytest.approx(0.289, abs=2e-3)

@@ -110,7 +110,7 @@ def test_type1_with_p1_ignores_the_chosen_action(granularity):
 
 
 def test_type1_replacement_rates():
-    # per frame (upstream): a step runs entirely as chosen with probability 0.7**4 = 0.24 (REFERENCES.md)
+    # per frame (upstream): a step runs entirely as chosen with probability 0.7**4 = 0.24 (docs/references.md#stori)
     per_frame = _rollout("stori/Pong/1", 0, [0] * 1200, granularity="per_frame")
     clean = np.mean([i["stori"]["replaced"] == 0 for i in per_frame["info"][1:]])
     assert clean == pytest.approx(0.7**4, abs=0.045)

@@ -94,7 +94,8 @@ class DreamerAgent:
             # model would silently train the actor on its entropy term alone.
             raise ValueError("ac.actor_grad_continuous=backprop is not supported by the Dreamer loop; use reinforce")
         self.ac_learner = ActorCriticLearner(self.ac)
-        # SSM parameters (A, dt, ...), biases and norms take no weight decay (ARCHITECTURE.md).
+        # SSM parameters (A, dt, ...), biases and norms take no weight decay
+        # (docs/architecture.md#conventions-every-part-follows).
         self.wm_opt, self.wm_sched = build_optimizer(self.wm.param_groups(cfg.wm_optimizer.weight_decay), cfg.wm_optimizer)
         self.updates = 0
 

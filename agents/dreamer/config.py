@@ -1,6 +1,6 @@
 """Typed configuration of the imagination actor-critic (DreamerV3 recipe with Drama's constants).
 
-Constants cite ``shared/REFERENCES.md`` (Drama section) unless marked as DreamerV3 defaults.
+Constants are Drama's (``docs/references.md#drama-training``) unless marked as DreamerV3 defaults.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """Typed configs for the offline learners (Decision Mamba, Decision Transformer, BC) and their training loop.
 
-Defaults follow Decision Mamba (Lv et al., NeurIPS 2024; REFERENCES.md): context K = 20, batch 64, lr 1e-4,
-weight decay 1e-5, dropout 0.1, 100k updates, alpha_T = 0.85 for the self-evolving regulariser.
+Defaults follow Decision Mamba (Lv et al., NeurIPS 2024; docs/references.md#decision-mamba): context K = 20,
+batch 64, lr 1e-4, weight decay 1e-5, dropout 0.1, 100k updates, alpha_T = 0.85 for the self-evolving regulariser.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 ACTING_MODES = ("window", "recurrent")  # how Decision Mamba uses its context when acting (OfflineConfig.acting)
-# D4RL evaluation return targets (REFERENCES.md); for locally made data the trainer scales them (see trainer)
+# D4RL evaluation return targets (docs/references.md#decision-mamba); for locally made data the trainer scales them
+# (see trainer)
 D4RL_TARGET_RETURNS = {"hopper": 3600.0, "halfcheetah": 12000.0, "walker2d": 5000.0}
 
 

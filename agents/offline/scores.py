@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# D4RL reference returns (REFERENCES.md; D4RL infos.py REF_MIN_SCORE / REF_MAX_SCORE)
+# D4RL reference returns (D4RL infos.py REF_MIN_SCORE / REF_MAX_SCORE; docs/references.md#d4rl-reference-scores)
 D4RL_REF_SCORES: dict[str, tuple[float, float]] = {
     "halfcheetah": (-280.178953, 12135.0),
     "hopper": (-20.272305, 3234.3),

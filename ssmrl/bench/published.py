@@ -1,5 +1,6 @@
-"""Published Atari100k scores (REFERENCES.md; sources: IRIS/DIAMOND ``results/data/*.json``, STORM
-``results/storm.json``, DreamerV3's 2023 paper table). Shown beside our runs, marked as published, never re-run."""
+"""Published Atari100k scores (docs/references.md#published-atari100k-scores; sources: IRIS/DIAMOND
+``results/data/*.json``, STORM ``results/storm.json``, DreamerV3's 2023 paper table). Shown beside our runs, marked as
+published, never re-run."""
 from __future__ import annotations
 
 _GAMES = ("Alien Amidar Assault Asterix BankHeist BattleZone Boxing Breakout ChopperCommand CrazyClimber DemonAttack "

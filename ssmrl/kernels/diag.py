@@ -6,7 +6,7 @@ Backends:
 - ``reference``: plain sequential loop under autograd (float64/complex128 capable; the test oracle).
 - ``torch``: a custom ``autograd.Function`` whose forward is an ``unbind``/``addcmul`` loop and whose backward
   is the reverse scan ``dh_{t-1} = conj(a_t (1 - first_t)) dh_t + g_{t-1}`` run by the same kind of loop.
-  (Indexing ``a[:, t]`` under autograd is 100-1000x slower in backward; see REFERENCES.md.)
+  (Indexing ``a[:, t]`` under autograd is 100-1000x slower in backward: docs/references.md#cpu-loops-under-autograd.)
 - ``triton``: ``ssmrl.kernels.triton_diag`` (CUDA, or the CPU interpreter with ``TRITON_INTERPRET=1``).
 """
 from __future__ import annotations

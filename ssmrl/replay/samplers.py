@@ -99,7 +99,7 @@ class RecencySampler(Sampler):
 
 
 class DFSSampler(Sampler):
-    """Drama's DFS sampler (REFERENCES.md).
+    """Drama's DFS sampler (docs/references.md#drama-dfs-sampling).
 
     Every slot i keeps n_i (times it started a world-model window) and m_i (times it started imagination).
     purpose="train": P(i) = softmax(-n_i / tau)_i, tau = 10, drawn without replacement; n_i += 1 per pick.

@@ -181,7 +181,8 @@ class GRUBackbone(nn.Module):
         _check_u(u, self.d_model, 3, "u")
         first = _first_or_zeros(first, tuple(u.shape[:2]), u.device)
         outs = []
-        # unbind/stack: indexing u[:, t] under autograd is much slower in backward on CPU (REFERENCES.md)
+        # unbind/stack: indexing u[:, t] under autograd is much slower in backward on CPU
+        # (docs/references.md#cpu-loops-under-autograd)
         for u_t, f_t in zip(u.unbind(1), first.unbind(1)):
             h_t, state = self.step(u_t, f_t, state)
             outs.append(h_t)

@@ -6,7 +6,8 @@ decoder and heads condition on, how the backbone input is built) and the backbon
 
 Sources of the constants: Drama (ICLR 2025) for the encoder/decoder, the sequence-model input and the Mamba-2
 sizes; DreamerV3 for the latents, KL balancing, free bits, two-hot reward head and the GRU cell; S4WM
-(NeurIPS 2023) for the S4/S5 block and the image-only posterior (see ``/work/shared/REFERENCES.md``).
+(NeurIPS 2023) for the S4/S5 block and the image-only posterior (see ``docs/references.md#drama-world-model`` and
+``docs/references.md#s4wm``).
 """
 from __future__ import annotations
 

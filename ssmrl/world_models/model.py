@@ -134,7 +134,8 @@ class WorldModel(nn.Module):
 
     def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         """Optimizer groups: weight decay on weight matrices/kernels only; none on biases, norm gains and
-        the SSM parameters each layer lists in ``no_weight_decay()`` (A, dt, D, ...; ARCHITECTURE.md)."""
+        the SSM parameters each layer lists in ``no_weight_decay()`` (A, dt, D, ...;
+        docs/architecture.md#conventions-every-part-follows)."""
         skip: set[int] = set()
         for module in self.modules():
             names = getattr(module, "no_weight_decay", None)
