@@ -2,13 +2,17 @@
 metrics (reconstruction MSE, generation MSE, reward-prediction accuracy in inference and imagination). Prints JSON.
 
 Each preset is one ``ssmrl train agent=worldmodel`` run (in parallel subprocesses); the summary reads the runs'
-``scores.jsonl`` (kind "memory"), so it can also summarise runs that are still going or were stopped.
+``scores.jsonl`` (kind "memory"), so it can also summarise runs that are still going or were stopped. Every
+evaluation scores held-out episodes (plain metric names) and as many training episodes (``train_*``), each with its
+majority-class rate; the summary puts the two side by side. Training data: ``configs/agent/worldmodel.yaml``
+(``worldmodel.stream``: fresh scripted-policy episodes per update, or 0 for a fixed set of ``worldmodel.episodes``).
 
 Example (2-core CPU, tiny models, 32x32 frames):
     python scripts/memory_benchmark.py --env memory/distracting-100 --presets s4wm,s5wm,drama,rssm \
         --steps 1000 --out-dir runs/membench/distracting-100 \
-        --set env.options.image_size=32 worldmodel.batch_size=8 d_model=64
+        --set env.options.image_size=32 worldmodel.batch_size=8 worldmodel.stream=8
     python scripts/memory_benchmark.py --summarize --out-dir runs/membench/distracting-100
+    python scripts/memory_benchmark.py --ceiling --set env.options.image_size=32   # true position -> reward
 """
 from __future__ import annotations
 
@@ -49,25 +53,19 @@ def _words(env: str, preset: str, steps: int, seed: int, size: str, sets: list[s
 def time_updates(words: list[str], updates: int, warmup: int = 2) -> dict:
     """Seconds per world-model update of one run's configuration (``words``), through the trainer's own
     ``train_step`` on its own dataset and window sampler; nothing is written."""
-    import dataclasses
     import statistics
 
     import torch
 
     from ssmrl.optim import build_optimizer
-    from agents.worldmodel.train import WindowSampler, _batch, build_dataset, build_model, section, train_step
-    from ssmrl.replay import ReplayBuffer
-    from ssmrl.runs.config import from_dict, resolve_args
-    from ssmrl.runs.schema import Config
+    from agents.worldmodel.train import _batch, build_dataset, build_model, make_sampler, section, train_step
 
-    merged, _ = resolve_args(words)
-    cfg = from_dict(Config, merged)
+    cfg = _config(words)
     wcfg = section(cfg)
     data = build_dataset(cfg)
     wm = build_model(cfg, data.spaces)
     opt, sched = build_optimizer(wm.param_groups(wcfg.optimizer.weight_decay), wcfg.optimizer)
-    replay = ReplayBuffer.from_arrays(data.train, dataclasses.replace(cfg.replay, directory=None, verbose=False))
-    sampler = WindowSampler(replay, wcfg.windows, cfg.seed)
+    sampler = make_sampler(cfg, data)  # with worldmodel.stream, each update's time includes collecting its episodes
     seq_len = wcfg.seq_len or data.context + data.query
     gen = torch.Generator().manual_seed(cfg.seed)
     times = []
@@ -81,9 +79,50 @@ def time_updates(words: list[str], updates: int, warmup: int = 2) -> dict:
             "parameters": wm.num_parameters()}
 
 
+def _config(words: list[str]):
+    from ssmrl.runs.config import from_dict, resolve_args
+    from ssmrl.runs.schema import Config
+
+    merged, _ = resolve_args(words)
+    return from_dict(Config, merged)
+
+
+def ceiling(words: list[str], keys: list[str] | None = None) -> dict:
+    """Reward accuracy of a model given the env's true state (default: the position) instead of a latent, on the
+    run configuration's own training data (fixed set, or the stream's first pool) and held-out episodes, scored on
+    the query records like the world models (:mod:`agents.worldmodel.ceiling`)."""
+    from agents.worldmodel import ceiling as C
+    from agents.worldmodel import data as D
+    from agents.worldmodel.train import build_dataset, section
+
+    cfg = _config(words)
+    wcfg = section(cfg)
+    keys = keys or list(C.default_keys(cfg.env.id))
+    t0 = time.perf_counter()
+    data = build_dataset(cfg, truth=True)
+    length = data.context + data.query
+    train_windows = D.episode_windows(data.train, length, limit=wcfg.eval_episodes)
+    sets = {"heldout": C.query_records(data.eval_windows, data.context, data.query),
+            "train": C.query_records(train_windows, data.context, data.query)}
+    result = C.ceiling(data.train, sets, data.classes, keys)
+    return {"benchmark": "memory_ceiling", "env": cfg.env.id, "seed": cfg.seed, "episodes": wcfg.episodes,
+            "stream": wcfg.stream, "eval_episodes": wcfg.eval_episodes, "context": data.context, "query": data.query,
+            "classes": data.classes.tolist(), **result, "wall_s": round(time.perf_counter() - t0, 1)}
+
+
+# held-out metric (plain name in scores.jsonl) -> name in the side-by-side table; the training set's is "train_" + key
+SIDE_BY_SIDE = {"reward_acc_inference": "reward_acc_inference", "reward_acc_imagination": "reward_acc_imagination",
+                "reward_chance": "majority", "recon_mse": "recon_mse", "gen_mse": "gen_mse"}
+
+
+def side_by_side(row: dict) -> dict:
+    """``{metric: {"train": ..., "heldout": ...}}`` of one memory score line (None where a set was not scored)."""
+    return {name: {"train": row.get(f"train_{key}"), "heldout": row.get(key)} for key, name in SIDE_BY_SIDE.items()}
+
+
 def summarize(out_dir: Path) -> dict:
-    """Per run: the last memory evaluation, all evaluations (step, accuracies, MSEs), and the comparison at the
-    largest update count every run has reached."""
+    """Per run: the last memory evaluation (and its train/held-out table), all evaluations (step, accuracies,
+    majority rates and MSEs of both sets), and the comparison at the largest update count every run has reached."""
     runs = {}
     for scores in sorted(out_dir.glob("*/scores.jsonl")):
         rows = [json.loads(l) for l in scores.read_text().splitlines() if l.strip()]
@@ -91,10 +130,12 @@ def summarize(out_dir: Path) -> dict:
         if not rows:
             continue
         info = json.loads((scores.parent / "run.json").read_text()) if (scores.parent / "run.json").is_file() else {}
-        keys = ("reward_acc_inference", "reward_acc_imagination", "reward_chance", "recon_mse", "gen_mse")
+        keys = (*SIDE_BY_SIDE, *(f"train_{k}" for k in SIDE_BY_SIDE))
         runs[scores.parent.name] = {
             "preset": rows[-1].get("preset"), "env": rows[-1].get("env"), "parameters": info.get("parameters"),
+            "data": {k: (info.get("memory_protocol") or {}).get(k) for k in ("stream", "episodes")},
             "last": {k: v for k, v in rows[-1].items() if k != "kind"},
+            "train_vs_heldout": side_by_side(rows[-1]),
             "curve": [{"step": r["step"], **{k: r.get(k) for k in keys}} for r in rows],
         }
     common = min((r["curve"][-1]["step"] for r in runs.values()), default=None)
@@ -122,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="only time N updates per preset in this process (with --variant sets) and print JSON")
     p.add_argument("--variant", action="append", default=None, metavar="WORDS",
                    help="with --time-updates: one more configuration per use (space-separated key=value words)")
+    p.add_argument("--ceiling", action="store_true",
+                   help="only fit and score the true-state reward model (the metric's ceiling) and print JSON")
+    p.add_argument("--ceiling-keys", default="", help="truth keys for --ceiling (comma-separated; default per env)")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one training in this process
     a = p.parse_args(argv)
     if a.time_updates:
@@ -135,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"preset": preset, "variant": variant, **time_updates(words, a.time_updates)})
                 print(f"{preset} {variant}: {rows[-1]['update_s']:.3f} s per update", file=sys.stderr, flush=True)
         emit({"benchmark": "memory_benchmark_updates", "env": a.env, "results": rows}, indent=1)
+        return 0
+    if a.ceiling:
+        words = _words(a.env, a.presets.split(",")[0], a.steps, a.seed, a.size, a.set, a.eval_every)
+        emit(ceiling(words, [k for k in a.ceiling_keys.split(",") if k]), indent=1)
         return 0
     if a.worker:
         import torch

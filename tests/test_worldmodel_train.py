@@ -186,25 +186,31 @@ def _scores(run_dir):
     return [json.loads(l) for l in (run_dir / "scores.jsonl").read_text().splitlines()]
 
 
-def test_cli_trains_and_resumes_exactly(cli, tmp_path):
+@pytest.mark.parametrize("stream", [0, 2], ids=["fixed-set", "stream"])
+def test_cli_trains_and_resumes_exactly(cli, tmp_path, stream):
+    """Fixed set and stream of fresh episodes alike: a run interrupted after 2 updates and resumed ends with the
+    same weights and scores as an uninterrupted one (the stream's pool is regenerated from its counter)."""
+    words = [*WORDS, f"worldmodel.stream={stream}"]
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert cli(["train", *WORDS, "train.steps=4", "--run-dir", str(straight)]) == 0
+    assert cli(["train", *words, "train.steps=4", "--run-dir", str(straight)]) == 0
     scores = _scores(straight)
     assert [s["step"] for s in scores] == [2, 4] and all(s["kind"] == "memory" for s in scores)
     last = scores[-1]
     assert last["context"] == 5 and last["query"] == 5 and len(last["gen_mse_per_step"]) == 5
     for key in ("recon_mse", "gen_mse", "reward_acc_inference", "reward_acc_imagination", "reward_chance"):
-        assert np.isfinite(last[key]), key
+        assert np.isfinite(last[key]) and np.isfinite(last[f"train_{key}"]), key
+    assert last["episodes"] == last["train_episodes"] == 2
     metrics = [json.loads(l) for l in (straight / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics if "wm/loss" in m] == [1, 2, 3, 4]
 
     # 2 updates, then resume the same run directory to 4: identical weights and metrics
-    assert cli(["train", *WORDS, "train.steps=2", "--run-dir", str(split)]) == 0
-    assert cli(["train", *WORDS, "train.steps=4", "--run-dir", str(split)]) == 0
+    assert cli(["train", *words, "train.steps=2", "--run-dir", str(split)]) == 0
+    assert cli(["train", *words, "train.steps=4", "--run-dir", str(split)]) == 0
     (step_a, wm_a), (step_b, wm_b) = _final_state(straight), _final_state(split)
     assert step_a == step_b == 4
     for name in wm_a:
         torch.testing.assert_close(wm_b[name], wm_a[name], rtol=0, atol=0, msg=name)
     assert _scores(split)[-1] == last
     # a resume may not change what shapes the learner
-    assert cli(["train", *WORDS, "train.steps=4", "worldmodel.batch_size=3", "--run-dir", str(split)]) == 2
+    assert cli(["train", *words, "train.steps=4", "worldmodel.batch_size=3", "--run-dir", str(split)]) == 2
+    assert cli(["train", *words, "train.steps=4", f"worldmodel.stream={2 - stream}", "--run-dir", str(split)]) == 2

@@ -23,8 +23,17 @@ class WorldModelTrainConfig:
     """World-model-only training and the memory metrics.
 
     Data:
-        episodes: training episodes collected with the env's scripted policy (seeded from the run seed).
-        eval_episodes: held-out episodes (other seeds) on which the metrics are computed.
+        episodes: training episodes collected with the env's scripted policy (seeded from the run seed); with
+            ``stream`` > 0, the size of the pool of episodes held in memory.
+        stream: 0 trains on the fixed set of ``episodes`` episodes. K > 0 trains on a stream of fresh episodes
+            from the scripted policy: before every update the K oldest episodes of the pool are replaced by the
+            next K of the stream, so an episode is sampled ``batch_size / K`` times on average (K =
+            ``batch_size``: about once). Stream episode k is a pure function of (run seed, k) (its own env reset
+            seed and policy generator, :func:`agents.worldmodel.data.stream_episodes`), so a resumed run
+            regenerates its pool from the episode counter and continues exactly. Needs a memory env.
+        eval_episodes: held-out episodes (their own seed stream, the same for every ``stream`` setting) on which
+            the metrics are computed; the training-set metrics (``train_*``) use as many training episodes (fixed
+            set: its first ones; stream: the oldest ones in the pool, i.e. trained on).
         episode_length: agent steps per collected episode (an episode is ``episode_length + 1`` records);
             0 picks the env's default (:func:`agents.worldmodel.metrics.default_episode_length`).
         dataset: path of a D4RL-style HDF5 file to train from instead of collecting (the last
@@ -45,6 +54,7 @@ class WorldModelTrainConfig:
     """
 
     episodes: int = 128
+    stream: int = 0
     eval_episodes: int = 32
     episode_length: int = 0
     dataset: str = ""
@@ -63,8 +73,14 @@ class WorldModelTrainConfig:
         for name in ("episodes", "eval_episodes", "batch_size", "eval_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"worldmodel.{name}: expected >= 1, got {getattr(self, name)}")
-        for name in ("episode_length", "seq_len", "context", "query"):
+        for name in ("episode_length", "seq_len", "context", "query", "stream"):
             if getattr(self, name) < 0:
                 raise ValueError(f"worldmodel.{name}: expected >= 0 (0 picks the default), got {getattr(self, name)}")
+        if self.stream > self.episodes:
+            raise ValueError(f"worldmodel.stream ({self.stream} fresh episodes per update) must not exceed the pool "
+                             f"(worldmodel.episodes = {self.episodes})")
+        if self.stream and self.dataset:
+            raise ValueError("worldmodel.stream needs the env's scripted policy; it cannot stream from "
+                             f"worldmodel.dataset={self.dataset!r} (set worldmodel.stream=0)")
         if self.windows not in WINDOWS:
             raise ValueError(f"worldmodel.windows: expected one of {WINDOWS}, got {self.windows!r}")

@@ -17,9 +17,10 @@ from envs.memory import collect_episode, scripted_policy
 RECORD_KEYS = ("action", "reward", "is_first", "is_last", "is_terminal")
 
 
-def episode_records(episode: dict[str, Any]) -> dict[str, np.ndarray]:
+def episode_records(episode: dict[str, Any], truth: bool = False) -> dict[str, np.ndarray]:
     """One episode from :func:`envs.memory.collect_episode` (images (T+1, ...), actions/rewards (T,)) -> records
-    ``{key: (T + 1, ...)}`` with keys ``image`` and :data:`RECORD_KEYS`."""
+    ``{key: (T + 1, ...)}`` with keys ``image`` and :data:`RECORD_KEYS`; ``truth`` adds the env's ground truth
+    ``truth/<key>`` (T + 1, ...) (record t: the state at o_t, e.g. ``truth/position``)."""
     images = np.asarray(episode["image"])
     actions = np.asarray(episode["action"], dtype=np.int64)
     rewards = np.asarray(episode["reward"], dtype=np.float32)
@@ -35,16 +36,14 @@ def episode_records(episode: dict[str, Any]) -> dict[str, np.ndarray]:
     flags["is_last"][t] = True
     if t and bool(np.asarray(episode.get("terminated", np.zeros(t, bool)))[-1]):
         flags["is_terminal"][t] = True
-    return {"image": images, "action": action, "reward": reward, **flags}
+    out = {"image": images, "action": action, "reward": reward, **flags}
+    if truth:
+        out.update({k: np.asarray(v) for k, v in episode.items() if k.startswith("truth/")})
+    return out
 
 
-def collect_records(env_id: str, options: dict[str, Any], episodes: int, episode_length: int,
-                    seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Collect ``episodes`` episodes of ``episode_length`` steps with the env's scripted policy.
-
-    Episode i resets with seed ``seed + i``; the policy draws from ``np.random.default_rng(seed)``.
-    Returns (records ``{key: (episodes * (episode_length + 1), ...)}`` in episode order, the env settings).
-    """
+def collection_env(env_id: str, options: dict[str, Any], episode_length: int):
+    """The memory env that scripted-policy episodes of ``episode_length`` steps are collected from."""
     if not env_id.startswith("memory/"):
         raise ValueError(f"collection with a scripted policy needs a memory env (memory/...), got {env_id!r}; "
                          "give worldmodel.dataset=<file.hdf5> for other envs")
@@ -53,16 +52,56 @@ def collect_records(env_id: str, options: dict[str, Any], episodes: int, episode
     if max_steps is not None and max_steps < episode_length:
         raise ValueError(f"episode_length {episode_length} exceeds the env's max_steps {max_steps}; "
                          f"raise env.options.max_steps")
+    return env
+
+
+def _one_episode(env, policy, seed: int, episode_length: int, truth: bool, label: str) -> tuple[dict, dict]:
+    episode = collect_episode(env, policy, seed=seed, max_steps=episode_length)
+    if len(episode["action"]) != episode_length:
+        raise ValueError(f"{label} ended after {len(episode['action'])} steps, expected {episode_length}")
+    return episode_records(episode, truth), episode["settings"]
+
+
+def collect_records(env_id: str, options: dict[str, Any], episodes: int, episode_length: int,
+                    seed: int, truth: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Collect ``episodes`` episodes of ``episode_length`` steps with the env's scripted policy (a fixed set).
+
+    Episode i resets with seed ``seed + i``; the policy draws from ``np.random.default_rng(seed)``.
+    Returns (records ``{key: (episodes * (episode_length + 1), ...)}`` in episode order, the env settings).
+    """
+    env = collection_env(env_id, options, episode_length)
     policy = scripted_policy(env, np.random.default_rng(seed))
     parts, settings = [], {}
     for i in range(episodes):
-        episode = collect_episode(env, policy, seed=seed + i, max_steps=episode_length)
-        settings = episode["settings"]
-        if len(episode["action"]) != episode_length:
-            raise ValueError(f"episode {i} ended after {len(episode['action'])} steps, expected {episode_length}")
-        parts.append(episode_records(episode))
+        records, settings = _one_episode(env, policy, seed + i, episode_length, truth, f"episode {i}")
+        parts.append(records)
     env.close()
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, settings
+
+
+def stream_seeds(seed: int, index: int) -> tuple[int, int]:
+    """(env reset seed, policy generator seed) of episode ``index`` of the stream with base ``seed``."""
+    env_seed, policy_seed = np.random.SeedSequence([seed % 2**63, index]).generate_state(2)
+    return int(env_seed), int(policy_seed)
+
+
+def stream_episodes(env, seed: int, indices, episode_length: int,
+                    truth: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Episodes ``indices`` of the scripted-policy stream with base ``seed`` from ``env`` (a
+    :func:`collection_env`): ``({key: (len(indices), episode_length + 1, ...)}, env settings)``.
+
+    Episode k depends on (seed, k) only (:func:`stream_seeds`: its own reset seed and policy generator), not on
+    which episodes were generated before, so any part of the stream can be regenerated (e.g. on resume).
+    """
+    parts, settings = [], {}
+    for k in indices:
+        env_seed, policy_seed = stream_seeds(seed, int(k))
+        policy = scripted_policy(env, np.random.default_rng(policy_seed))
+        records, settings = _one_episode(env, policy, env_seed, episode_length, truth, f"stream episode {k}")
+        parts.append(records)
+    if not parts:
+        raise ValueError("stream_episodes needs at least one index")
+    return {k: np.stack([p[k] for p in parts]) for k in parts[0]}, settings
 
 
 def load_hdf5(path: str | Path) -> dict[str, np.ndarray]:
@@ -123,9 +162,10 @@ def split_episodes(records: dict[str, np.ndarray], held_out: int) -> tuple[dict[
     return {k: v[:cut] for k, v in records.items()}, {k: v[cut:] for k, v in records.items()}
 
 
-def episode_windows(records: dict[str, np.ndarray], length: int) -> dict[str, np.ndarray]:
-    """The first ``length`` records of every episode that has at least that many: ``{key: (E, length, ...)}``."""
-    bounds = [(a, b) for a, b in episode_bounds(records["is_first"]) if b - a >= length]
+def episode_windows(records: dict[str, np.ndarray], length: int, limit: int | None = None) -> dict[str, np.ndarray]:
+    """The first ``length`` records of every episode that has at least that many (of the first ``limit`` such
+    episodes when given): ``{key: (E, length, ...)}``."""
+    bounds = [(a, b) for a, b in episode_bounds(records["is_first"]) if b - a >= length][:limit]
     if not bounds:
         raise ValueError(f"no episode has the {length} records the metrics need (context + query)")
     idx = np.stack([np.arange(a, a + length) for a, _ in bounds])
