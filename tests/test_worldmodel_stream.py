@@ -192,7 +192,7 @@ def test_ceiling_learns_a_reward_that_is_a_function_of_position():
     train, test = records(3000, square_wave), records(1000, square_wave)
     out = C.ceiling(train, {"heldout": test}, np.array([0.0, 1.0]), ["position"])
     assert out["heldout_acc"] >= 0.99 and out["heldout_majority"] < 0.6
-    assert out["train_records"] == 3000 - 60 and out["heldout_records"] == 1000
+    assert out["fit_records"] == 3000 - 60 and out["heldout_records"] == 1000
     # a reward that ignores the position: the ceiling stays near the majority rate
     coin = lambda p: rng.random(len(p)) < 0.5  # noqa: E731
     out = C.ceiling(records(3000, coin), {"heldout": records(1000, coin)}, np.array([0.0, 1.0]), ["position"])
@@ -208,7 +208,8 @@ def test_ceiling_on_the_hallway_is_perfect():
     assert out["keys"] == ["position"] and out["benchmark"] == "memory_ceiling"
     assert out["heldout_acc"] == 1.0 and out["train_acc"] == 1.0
     assert out["heldout_majority"] < 0.9
-    assert out["heldout_records"] == 3 * out["query"]
+    assert out["heldout_records"] == out["train_records"] == 3 * out["query"]
+    assert out["fit_records"] == 8 * 12
     with pytest.raises(ValueError, match="no default truth keys"):
         C.default_keys("memory/doors-keys-3")
 

@@ -101,15 +101,15 @@ def ceiling(train: dict[str, np.ndarray], sets: dict[str, dict[str, np.ndarray]]
     first records, whose reward is 0 by convention, are left out) and score each named set of records
     (``{name: records}``, e.g. :func:`query_records` of the held-out windows).
 
-    Returns ``keys``, ``train_records`` and per set ``<name>_acc`` (the ceiling), ``<name>_majority`` (always the
-    most frequent class) and ``<name>_records``.
+    Returns ``keys``, ``fit_records`` (records fitted on) and per set ``<name>_acc`` (the ceiling),
+    ``<name>_majority`` (always the most frequent class) and ``<name>_records``.
     """
     classes = np.asarray(classes, np.float64)
     keep = ~np.asarray(train["is_first"], bool)
     fit_set = {k: np.asarray(v)[keep] for k, v in train.items()}
     features = TruthFeatures(keys).fit(fit_set)
     w, b = fit_softmax(features.transform(fit_set), M.nearest_class(fit_set["reward"], classes), len(classes))
-    out: dict[str, Any] = {"keys": list(features.keys), "train_records": int(keep.sum())}
+    out: dict[str, Any] = {"keys": list(features.keys), "fit_records": int(keep.sum())}
     for name, records in sets.items():
         pred = predict(w, b, features.transform(records))
         true = M.nearest_class(records["reward"], classes)
