@@ -122,10 +122,12 @@ def test_bad_inputs_raise_naming_argument():
 @pytest.mark.skipif(conv_module._native is None, reason="the C kernel was not built (no compiler)")
 @pytest.mark.parametrize("pattern", PATTERNS)
 @pytest.mark.parametrize("with_state", [False, True])
-def test_fused_cpu_conv_matches_the_float64_reference(pattern, with_state):
-    """float32 CPU runs the C kernel; its values and gradients (x, weight, bias, state) match the float64 loop."""
-    x, w, bias, state, g = inputs(B=3, L=11, C=6, W=4, seed=5)
-    first = make_first(pattern, 3, 11, g)
+@pytest.mark.parametrize("L", [11, 2])
+def test_fused_cpu_conv_matches_the_float64_reference(pattern, with_state, L):
+    """float32 CPU runs the C kernel; its values and gradients (x, weight, bias, state) match the float64 loop,
+    also for a sequence shorter than the window (L=2 < W-1: the new state keeps carried inputs)."""
+    x, w, bias, state, g = inputs(B=3, L=L, C=21, W=4, seed=5)
+    first = make_first(pattern, 3, L, g)
     assert conv_module._native_ok(x.float(), w.float())
     results = []
     for dtype, backend in ((torch.float32, None), (torch.float64, "reference")):
@@ -137,5 +139,6 @@ def test_fused_cpu_conv_matches_the_float64_reference(pattern, with_state):
         loss = loss + (st * torch.randn(st.shape, generator=gen, dtype=torch.float64).to(dtype)).sum()
         grads = torch.autograd.grad(loss, leaves if with_state else leaves[:3])
         results.append([y, st, *grads])
-    for a, b in zip(*results):
+    for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=1e-5)
+

@@ -169,29 +169,45 @@ def test_triton_interpreter_matches_reference():
 
 @pytest.mark.skipif(selective_module._selective_cpu is None, reason="the C kernel was not built (no compiler)")
 @pytest.mark.parametrize("with_h0", [False, True])
-def test_fused_cpu_kernel_matches_the_grid_path_in_values_and_gradients(with_h0):
-    """The C kernel (float32 CPU default) against the grid autograd Function it replaces, float64 as the oracle."""
+@pytest.mark.parametrize("fused", [False, True])
+def test_fused_cpu_kernel_matches_the_grid_path_in_values_and_gradients(with_h0, fused):
+    """The C kernel (float32 CPU default) against the grid autograd Function it replaces, float64 as the oracle;
+    ``fused``: softplus of a raw dt (incl. values past softplus' threshold of 20), the D skip and the silu(z) gate
+    inside the kernel against the same three ops applied in torch around the grid path."""
     g = torch.Generator().manual_seed(3)
-    b, l, dm, n = 3, 11, 5, 7
+    b, l, dm, n = 3, 11, 21, 7  # 21 channels: a full 16-lane vector plus a remainder
     x = torch.randn(b, l, dm, generator=g, dtype=torch.float64)
-    dt = torch.rand(b, l, dm, generator=g, dtype=torch.float64) * 0.5 + 0.01
+    if fused:
+        dt = torch.randn(b, l, dm, generator=g, dtype=torch.float64) * 3 - 2
+        dt[0, 0, :3] = torch.tensor([21.0, 25.0, -30.0])
+    else:
+        dt = torch.rand(b, l, dm, generator=g, dtype=torch.float64) * 0.5 + 0.01
     A = -torch.rand(dm, n, generator=g, dtype=torch.float64) * 2 - 0.1
+    A[0, 0] = -60.0  # exp(dt A) far below float32's range for the large dt above
     B = torch.randn(b, l, n, generator=g, dtype=torch.float64)
     C = torch.randn(b, l, n, generator=g, dtype=torch.float64)
     h0 = torch.randn(b, dm, n, generator=g, dtype=torch.float64) if with_h0 else None
+    D = torch.randn(dm, generator=g, dtype=torch.float64) if fused else None
+    z = torch.randn(b, l, dm, generator=g, dtype=torch.float64) * 2 if fused else None
     first = torch.rand(b, l, generator=g) < 0.2
     gy, ghL = torch.randn(b, l, dm, generator=g, dtype=torch.float64), torch.randn(b, dm, n, generator=g, dtype=torch.float64)
-    inputs = [x, dt, A, B, C] + ([h0] if with_h0 else [])
+    inputs = [x, dt, A, B, C, h0, D, z]
 
-    def run(fn, dtype, keep):
-        leaves = [t.to(dtype).requires_grad_(True) for t in inputs]
-        y, hL = fn.apply(*leaves[:5], keep, leaves[5] if with_h0 else None)
-        torch.autograd.backward([y, hL], [gy.to(dtype), ghL.to(dtype)])
-        return [y, hL] + [t.grad for t in leaves]
+    def leaves(dtype):
+        return [None if t is None else t.to(dtype).requires_grad_(True) for t in inputs]
 
-    native = run(selective_module._SelectiveNativeFn, torch.float32, (~first).float())
-    oracle = run(selective_module._SelectiveFn, torch.float64, selective_module.keep_mask(first, x, 2))
-    for ours, ref in zip(native, oracle):
+    def backward(y, hL, leaf):
+        torch.autograd.backward([y, hL], [gy.to(y.dtype), ghL.to(y.dtype)])
+        return [y, hL] + [t.grad for t in leaf if t is not None]
+
+    leaf = leaves(torch.float32)
+    native = backward(*selective_module._SelectiveNativeFn.apply(*leaf[:5], (~first).float(), *leaf[5:], fused), leaf)
+    leaf = leaves(torch.float64)
+    x_, dt_, A_, B_, C_, h0_, D_, z_ = leaf
+    y, hL = selective_module._SelectiveFn.apply(x_, F.softplus(dt_) if fused else dt_, A_, B_, C_,
+                                                selective_module.keep_mask(first, x, 2), h0_)
+    oracle = backward(selective_module._finish(y, x_, D_, z_), hL, leaf)
+    for ours, ref in zip(native, oracle, strict=True):
         torch.testing.assert_close(ours.double(), ref, rtol=2e-4, atol=2e-5)
     # and the dispatch picks the kernel for float32 CPU tensors
     assert selective_module._native_ok(x.float(), A.float())

@@ -326,3 +326,22 @@ def test_dm_acts_on_a_window_of_the_last_k_steps_as_it_was_trained():
             gaps.append(float((acts[0] - acts[1]).abs().max()))
     assert max(gaps[:k]) < 1e-5  # the same while the episode fits in the window
     assert min(gaps[k:]) > 1e-6, gaps  # then the recurrent policy also sees older steps
+
+
+def test_dm_layer_is_a_mamba_block_without_mlp():
+    """As the public code's block: x + mix(coarse(LN x), fine(LN x)) with the shared gate, and nothing after it
+    (an earlier version added a feed-forward MLP); checked against the sum written out from the submodules."""
+    from agents.offline.decision_mamba import DMLayer
+
+    torch.manual_seed(0)
+    layer = DMLayer(TINY).eval()
+    assert {name.split(".")[0] for name, _ in layer.named_parameters()} == {"norm", "coarse", "fine", "gate"}
+    x = torch.randn(2, 9, TINY.d_model)
+    first = torch.zeros(2, 9, dtype=torch.bool)
+    first[:, 0] = True
+    triplet_first = torch.zeros_like(first)
+    triplet_first[:, 0::3] = True
+    h = layer.norm(x)
+    g = torch.sigmoid(layer.gate(h))
+    want = x + g * layer.coarse(h, first=first)[0] + (1 - g) * layer.fine(h, first=triplet_first)[0]
+    torch.testing.assert_close(layer(x, first, triplet_first), want)

@@ -5,7 +5,11 @@ Per layer (pre-norm residual):
     coarse = Mamba(h)   over the whole token stream, state reset where an episode begins (``first``)
     fine   = SSM(h)     over each step's (R_t, s_t, a_t) triplet in order: state reset at every R_t token
     g = sigmoid(W_g h)  one gate shared by both branches
-    x = x + Dropout(g * coarse + (1 - g) * fine);  x = x + Dropout(MLP(LN(x)))
+    x = x + Dropout(g * coarse + (1 - g) * fine)
+
+No feed-forward MLP follows the mixer: the public code's block is a Mamba block (norm, mixers, residual), and
+Mamba's gated in/out projections take the MLP's place. (An earlier version added a 4x GELU MLP per layer; it cost
+a quarter of an update and is not in the reference.)
 
 The fine branch runs the SSM itself over the three tokens of a step (reset at each R token) instead of the
 public code's tiling of features, so the s_t output never sees a_t. No padding tokens exist: windows that
@@ -59,13 +63,10 @@ class DMLayer(nn.Module):
         self.fine = make_ssm(cfg.fine_ssm, d, cfg)
         self.gate = nn.Linear(d, d)
         self.drop = nn.Dropout(cfg.dropout)
-        self.mlp_norm = nn.LayerNorm(d)
-        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d), nn.Dropout(cfg.dropout))
 
     def _mix(self, x, h, coarse, fine):
         g = torch.sigmoid(self.gate(h))
-        x = x + self.drop(g * coarse + (1 - g) * fine)
-        return x + self.mlp(self.mlp_norm(x))
+        return x + self.drop(torch.lerp(fine, coarse, g))  # g * coarse + (1 - g) * fine
 
     def forward(self, x: torch.Tensor, first: torch.Tensor, triplet_first: torch.Tensor) -> torch.Tensor:
         h = self.norm(x)

@@ -1,21 +1,23 @@
 /* Fused CPU kernels, float32: the resettable Mamba-1 selective scan (ssmrl/kernels/selective.py) and the
  * resettable depthwise causal conv (ssmrl/kernels/conv.py; at the end of this file).
  *
+ *   dt_t = softplus(dt_raw_t) (optional)
  *   h_t = exp(dt_t A) keep_t h_{t-1} + dt_t x_t B_t        (per batch b, channel d: h is a vector over N)
- *   y_t = C_t . h_t
+ *   y_t = C_t . h_t,   out_t = (y_t + D x_t) silu(z_t)     (D and z optional)
  *
  * The torch backend materialises (B, L, Dm, N) grids for exp(dt A), the states and every gradient: about
  * twenty passes over tensors far larger than the caches. Here each batch row runs its whole sequence with its
  * (N, Dm) state in L1, vectorised over channels; the backward recomputes the row's L states into a scratch buffer
  * ((L + 1) N Dm floats, in L2 at Decision Mamba's sizes) and then runs the reverse scan, so nothing of size
  * B*L*Dm*N is ever stored. (A first version vectorised over the N state entries of one channel: 2.3x slower.)
+ * Fusing softplus, D and the gate saves the separate passes torch makes over (B, L, Dm) for each of them.
  *
- * forward(x, dt, A, B, C, keep, h0, y, hL)
- *   x, dt, y: (Bsz, L, Dm); A: (Dm, N); B, C: (Bsz, L, N); keep: (Bsz, L) (1 = carry, 0 = reset before t) or None;
- *   h0: (Bsz, Dm, N) or None; hL: (Bsz, Dm, N) written.
- * backward(x, dt, A, B, C, keep, h0, gy, ghL, gx, gdt, gA, gB, gC, gh0)
- *   gy: (Bsz, L, Dm); ghL: (Bsz, Dm, N); outputs gx, gdt (Bsz, L, Dm), gA (Dm, N), gB, gC (Bsz, L, N) and gh0
- *   (Bsz, Dm, N, or None) are written (zeroed here first).
+ * forward(x, dt, A, B, C, keep, h0, D, z, softplus, out, hL)
+ *   x, dt, z, out: (Bsz, L, Dm); A: (Dm, N); B, C: (Bsz, L, N); keep: (Bsz, L) (1 = carry, 0 = reset before t) or
+ *   None; h0: (Bsz, Dm, N) or None; D: (Dm,) or None; hL: (Bsz, Dm, N) written.
+ * backward(x, dt, A, B, C, keep, h0, D, z, softplus, gout, ghL, gx, gdt, gA, gB, gC, gh0, gD, gz)
+ *   gout: (Bsz, L, Dm); ghL: (Bsz, Dm, N) or None; every g* after ghL is written (gdt is the gradient of dt_raw
+ *   when softplus is set; gh0, gD, gz exactly when h0, D, z are given).
  * All buffers are float32 and C-contiguous; every size is checked against x's and A's shapes.
  */
 #define PY_SSIZE_T_CLEAN
@@ -64,12 +66,46 @@ static void release(Buf *bufs, int n) {
 #define CLONES
 #endif
 
+/* exp for the decays, inlined so that the loops vectorise without a libmvec call (the forward spent most of its
+ * time in expf): x = k ln2 + r with |r| <= ln2/2, exp(r) by Cephes' degree-5 minimax polynomial (about 1 ulp),
+ * times 2^k built from the exponent bits. Arguments are clamped to [-87.3, 88.7] (float32's normal range). */
+static inline float exp_approx(float x) {
+    x = fminf(fmaxf(x, -87.3f), 88.7f);
+    const float k = rintf(x * 1.44269504f);
+    const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { int i; float f; } two_k = {.i = ((int)k + 127) << 23};
+    return p * two_k.f;
+}
+
+/* The epilogue and prologue fused into the kernels (optional, as mamba-ssm's selective_scan_fn):
+ *   dt = softplus(dt_raw) when softplus is set (torch's threshold: dt_raw > 20 passes through),
+ *   out = (y + D x) * silu(z)   (the D term when D is given, the gate when z is given). */
+static inline float softplus_f(float v) { return v > 20.0f ? v : log1pf(exp_approx(v)); }
+static inline float sigmoid_f(float v) { return 1.0f / (1.0f + exp_approx(-v)); }
+
+static inline void load_dt(const float *dtr, int softplus, Py_ssize_t Dm, float *dtv) {
+    if (softplus) {
+#pragma omp simd
+        for (Py_ssize_t d = 0; d < Dm; d++) dtv[d] = softplus_f(dtr[d]);
+    } else {
+        memcpy(dtv, dtr, sizeof(float) * Dm);
+    }
+}
+
 /* Layout inside the loops: one batch row at a time, the state as (N, Dm) so that every inner loop runs over
  * contiguous channels (16 lanes of AVX-512) with no horizontal sums except the two per (t, n) that dB and dC need.
- * AT is A transposed to (N, Dm). */
+ * AT is A transposed to (N, Dm); dtv holds one step's dt (Dm,). */
 CLONES static void scan_forward(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t Dm, Py_ssize_t N, const float *x,
                                 const float *dt, const float *A, const float *Bm, const float *Cm, const float *keep,
-                                const float *h0, float *y, float *hL, float *h, float *AT, float *u) {
+                                const float *h0, const float *D, const float *z, int softplus, float *y, float *hL,
+                                float *h, float *AT, float *u, float *dtv) {
     for (Py_ssize_t d = 0; d < Dm; d++)
         for (Py_ssize_t n = 0; n < N; n++) AT[n * Dm + d] = A[d * N + n];
     for (Py_ssize_t i = 0; i < bsz; i++) {
@@ -77,12 +113,13 @@ CLONES static void scan_forward(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t Dm, Py_
             for (Py_ssize_t d = 0; d < Dm; d++) h[n * Dm + d] = h0 ? h0[(i * Dm + d) * N + n] : 0.0f;
         for (Py_ssize_t t = 0; t < L; t++) {
             const Py_ssize_t row = (i * L + t) * Dm;
-            const float *dtr = dt + row, *xr = x + row, *bt = Bm + (i * L + t) * N, *ct = Cm + (i * L + t) * N;
+            const float *xr = x + row, *bt = Bm + (i * L + t) * N, *ct = Cm + (i * L + t) * N;
             const float k = keep ? keep[i * L + t] : 1.0f;
             float *yr = y + row;
+            load_dt(dt + row, softplus, Dm, dtv);
 #pragma omp simd
             for (Py_ssize_t d = 0; d < Dm; d++) {
-                u[d] = dtr[d] * xr[d];
+                u[d] = dtv[d] * xr[d];
                 yr[d] = 0.0f;
             }
             for (Py_ssize_t n = 0; n < N; n++) {
@@ -90,10 +127,19 @@ CLONES static void scan_forward(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t Dm, Py_
                 float *hn = h + n * Dm;
 #pragma omp simd
                 for (Py_ssize_t d = 0; d < Dm; d++) {
-                    const float hv = expf(dtr[d] * an[d]) * k * hn[d] + u[d] * bn;
+                    const float hv = exp_approx(dtv[d] * an[d]) * k * hn[d] + u[d] * bn;
                     hn[d] = hv;
                     yr[d] += cn * hv;
                 }
+            }
+            if (D) {
+#pragma omp simd
+                for (Py_ssize_t d = 0; d < Dm; d++) yr[d] += D[d] * xr[d];
+            }
+            if (z) {
+                const float *zr = z + row;
+#pragma omp simd
+                for (Py_ssize_t d = 0; d < Dm; d++) yr[d] *= zr[d] * sigmoid_f(zr[d]);
             }
         }
         for (Py_ssize_t n = 0; n < N; n++)
@@ -102,44 +148,57 @@ CLONES static void scan_forward(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t Dm, Py_
 }
 
 /* hs: (L + 1, N, Dm) states of one batch row (hs[0] = h_{-1}); g: (N, Dm) running d loss / d h_t; gAT: (N, Dm)
- * accumulated over the batch; gu, gea, u: (Dm,) per step. The decays are recomputed in the reverse pass (an exp
- * is cheaper than a second (L, N, Dm) buffer that no longer fits the cache). */
+ * accumulated over the batch; gu, gea, u, dtv, gys, ys: (Dm,) per step. The decays are recomputed in the reverse pass
+ * (an exp is cheaper than a second (L, N, Dm) buffer that no longer fits the cache). gout is d loss / d out; with
+ * the fused epilogue, gys = gout silu(z) is the gradient of the scan's own y, and ys (= C . h_t, accumulated in the
+ * reverse pass) gives gz = gout (ys + D x) silu'(z). */
 CLONES static void scan_backward(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t Dm, Py_ssize_t N, const float *x,
                                  const float *dt, const float *A, const float *Bm, const float *Cm,
-                                 const float *keep, const float *h0, const float *gy, const float *ghL, float *gx,
-                                 float *gdt, float *gA, float *gB, float *gC, float *gh0, float *hs, float *g,
-                                 float *AT, float *gAT, float *gu, float *gea, float *u) {
+                                 const float *keep, const float *h0, const float *D, const float *z, int softplus,
+                                 const float *gout, const float *ghL, float *gx, float *gdt, float *gA, float *gB,
+                                 float *gC, float *gh0, float *gD, float *gz, float *hs, float *g, float *AT,
+                                 float *gAT, float *gu, float *gea, float *u, float *dtv, float *gys, float *ys) {
     const Py_ssize_t S = N * Dm;
     for (Py_ssize_t d = 0; d < Dm; d++)
         for (Py_ssize_t n = 0; n < N; n++) AT[n * Dm + d] = A[d * N + n];
     memset(gAT, 0, sizeof(float) * S);
+    if (gD) memset(gD, 0, sizeof(float) * Dm);
     for (Py_ssize_t i = 0; i < bsz; i++) {
         for (Py_ssize_t n = 0; n < N; n++)
             for (Py_ssize_t d = 0; d < Dm; d++) hs[n * Dm + d] = h0 ? h0[(i * Dm + d) * N + n] : 0.0f;
         for (Py_ssize_t t = 0; t < L; t++) { /* recompute the states */
             const Py_ssize_t row = (i * L + t) * Dm;
-            const float *dtr = dt + row, *xr = x + row, *bt = Bm + (i * L + t) * N;
+            const float *xr = x + row, *bt = Bm + (i * L + t) * N;
             const float k = keep ? keep[i * L + t] : 1.0f;
+            load_dt(dt + row, softplus, Dm, dtv);
             for (Py_ssize_t n = 0; n < N; n++) {
                 const float bn = bt[n], *an = AT + n * Dm, *prev = hs + t * S + n * Dm;
                 float *cur = hs + (t + 1) * S + n * Dm;
 #pragma omp simd
-                for (Py_ssize_t d = 0; d < Dm; d++) cur[d] = expf(dtr[d] * an[d]) * k * prev[d] + dtr[d] * xr[d] * bn;
+                for (Py_ssize_t d = 0; d < Dm; d++)
+                    cur[d] = exp_approx(dtv[d] * an[d]) * k * prev[d] + dtv[d] * xr[d] * bn;
             }
         }
         for (Py_ssize_t n = 0; n < N; n++)
             for (Py_ssize_t d = 0; d < Dm; d++) g[n * Dm + d] = ghL ? ghL[(i * Dm + d) * N + n] : 0.0f;
         for (Py_ssize_t t = L - 1; t >= 0; t--) { /* reverse scan */
             const Py_ssize_t row = (i * L + t) * Dm;
-            const float *dtr = dt + row, *xr = x + row, *gyr = gy + row;
+            const float *xr = x + row, *gor = gout + row, *zr = z ? z + row : NULL;
             const float *bt = Bm + (i * L + t) * N, *ct = Cm + (i * L + t) * N;
             const float k = keep ? keep[i * L + t] : 1.0f;
             float *gbt = gB + (i * L + t) * N, *gct = gC + (i * L + t) * N;
+            load_dt(dt + row, softplus, Dm, dtv);
 #pragma omp simd
             for (Py_ssize_t d = 0; d < Dm; d++) {
-                u[d] = dtr[d] * xr[d];
+                u[d] = dtv[d] * xr[d];
                 gu[d] = 0.0f;
                 gea[d] = 0.0f;
+                ys[d] = 0.0f;
+                gys[d] = gor[d];
+            }
+            if (zr) {
+#pragma omp simd
+                for (Py_ssize_t d = 0; d < Dm; d++) gys[d] *= zr[d] * sigmoid_f(zr[d]);
             }
             for (Py_ssize_t n = 0; n < N; n++) {
                 const float bn = bt[n], cn = ct[n], *an = AT + n * Dm;
@@ -148,23 +207,45 @@ CLONES static void scan_backward(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t Dm, Py
                 float acc_c = 0.0f, acc_b = 0.0f;
 #pragma omp simd reduction(+ : acc_c, acc_b)
                 for (Py_ssize_t d = 0; d < Dm; d++) {
-                    const float gn = gn_[d] + gyr[d] * cn; /* total d loss / d h_t */
-                    acc_c += gyr[d] * cur[d];
+                    const float gn = gn_[d] + gys[d] * cn; /* total d loss / d h_t */
+                    acc_c += gys[d] * cur[d];
                     acc_b += u[d] * gn;
                     gu[d] += gn * bn;
-                    const float da = expf(dtr[d] * an[d]) * k;
+                    ys[d] += cn * cur[d];
+                    const float da = exp_approx(dtv[d] * an[d]) * k;
                     const float gexp = gn * prev[d] * da; /* d loss / d (dt A) */
                     gea[d] += gexp * an[d];
-                    gan[d] += gexp * dtr[d];
+                    gan[d] += gexp * dtv[d];
                     gn_[d] = gn * da;
                 }
                 gct[n] = acc_c;
                 gbt[n] = acc_b;
             }
+            /* one branch-free loop per optional term, so that each vectorises */
+            const float *dtraw = dt + row;
 #pragma omp simd
             for (Py_ssize_t d = 0; d < Dm; d++) {
-                gx[row + d] = gu[d] * dtr[d];
                 gdt[row + d] = gu[d] * xr[d] + gea[d];
+                gx[row + d] = gu[d] * dtv[d];
+            }
+            if (softplus) {
+#pragma omp simd
+                for (Py_ssize_t d = 0; d < Dm; d++) gdt[row + d] *= sigmoid_f(dtraw[d]);
+            }
+            if (D) {
+#pragma omp simd
+                for (Py_ssize_t d = 0; d < Dm; d++) {
+                    gx[row + d] += gys[d] * D[d];
+                    gD[d] += gys[d] * xr[d];
+                    ys[d] += D[d] * xr[d];
+                }
+            }
+            if (z) {
+#pragma omp simd
+                for (Py_ssize_t d = 0; d < Dm; d++) {
+                    const float s = sigmoid_f(zr[d]);
+                    gz[row + d] = gor[d] * ys[d] * s * (1.0f + zr[d] * (1.0f - s));
+                }
             }
         }
         if (gh0)
@@ -175,91 +256,99 @@ CLONES static void scan_backward(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t Dm, Py
         for (Py_ssize_t n = 0; n < N; n++) gA[d * N + n] = gAT[n * Dm + d];
 }
 
-/* Sizes from x (Bsz, L, Dm) and A (Dm, N), passed as ints by the Python wrapper and checked via buffer lengths. */
-static PyObject *forward(PyObject *self, PyObject *args) {
-    PyObject *o[9];
-    Py_ssize_t bsz, L, Dm, N;
-    if (!PyArg_ParseTuple(args, "nnnnOOOOOOOOO", &bsz, &L, &Dm, &N, &o[0], &o[1], &o[2], &o[3], &o[4], &o[5],
-                          &o[6], &o[7], &o[8]))
-        return NULL;
-    Buf b[9];
-    memset(b, 0, sizeof b);
-    const Py_ssize_t seq = bsz * L * Dm, state = bsz * Dm * N, bn = bsz * L * N;
-    const char *names[9] = {"x", "dt", "A", "B", "C", "keep", "h0", "y", "hL"};
-    const Py_ssize_t counts[9] = {seq, seq, Dm * N, bn, bn, bsz * L, state, seq, state};
-    const int writable[9] = {0, 0, 0, 0, 0, 0, 0, 1, 1};
-    for (int i = 0; i < 9; i++) {
-        if ((i < 5 || i > 6) && o[i] == Py_None) {
+/* Parses the Python objects in order into bufs, each with its expected float count; entries flagged optional
+ * may be None, entries flagged writable are outputs. Returns 0 or -1 with the error set (bufs released). */
+static int get_all(PyObject **o, Buf *b, int count, const char *const *names, const Py_ssize_t *counts,
+                   const int *optional, const int *writable) {
+    memset(b, 0, sizeof(Buf) * count);
+    for (int i = 0; i < count; i++) {
+        if (!optional[i] && o[i] == Py_None) {
             PyErr_Format(PyExc_TypeError, "%s is required", names[i]);
-            release(b, 9);
-            return NULL;
+            release(b, count);
+            return -1;
         }
         if (get(o[i], &b[i], writable[i], counts[i], names[i]) < 0) {
-            release(b, 9);
-            return NULL;
+            release(b, count);
+            return -1;
         }
     }
-    const float *x = F(b[0]), *dt = F(b[1]), *A = F(b[2]), *Bm = F(b[3]), *Cm = F(b[4]);
-    const float *keep = OPT(b[5]), *h0 = OPT(b[6]);
-    float *y = F(b[7]), *hL = F(b[8]);
-    float *h = malloc(sizeof(float) * N * Dm), *AT = malloc(sizeof(float) * N * Dm), *u = malloc(sizeof(float) * Dm);
-    if (!h || !AT || !u) {
-        free(h), free(AT), free(u);
-        release(b, 9);
+    return 0;
+}
+
+/* forward(Bsz, L, Dm, N, x, dt, A, B, C, keep, h0, D, z, softplus, y, hL): sizes from x (Bsz, L, Dm) and A (Dm, N),
+ * checked against every buffer's length. */
+static PyObject *forward(PyObject *self, PyObject *args) {
+    PyObject *o[11];
+    Py_ssize_t bsz, L, Dm, N;
+    int softplus;
+    if (!PyArg_ParseTuple(args, "nnnnOOOOOOOOOpOO", &bsz, &L, &Dm, &N, &o[0], &o[1], &o[2], &o[3], &o[4], &o[5],
+                          &o[6], &o[7], &o[8], &softplus, &o[9], &o[10]))
+        return NULL;
+    Buf b[11];
+    const Py_ssize_t seq = bsz * L * Dm, state = bsz * Dm * N, bn = bsz * L * N;
+    const char *const names[11] = {"x", "dt", "A", "B", "C", "keep", "h0", "D", "z", "y", "hL"};
+    const Py_ssize_t counts[11] = {seq, seq, Dm * N, bn, bn, bsz * L, state, Dm, seq, seq, state};
+    const int optional[11] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0};
+    const int writable[11] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1};
+    if (get_all(o, b, 11, names, counts, optional, writable) < 0) return NULL;
+    float *h = malloc(sizeof(float) * N * Dm), *AT = malloc(sizeof(float) * N * Dm);
+    float *u = malloc(sizeof(float) * Dm), *dtv = malloc(sizeof(float) * Dm);
+    if (!h || !AT || !u || !dtv) {
+        free(h), free(AT), free(u), free(dtv);
+        release(b, 11);
         return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
-    scan_forward(bsz, L, Dm, N, x, dt, A, Bm, Cm, keep, h0, y, hL, h, AT, u);
+    scan_forward(bsz, L, Dm, N, F(b[0]), F(b[1]), F(b[2]), F(b[3]), F(b[4]), OPT(b[5]), OPT(b[6]), OPT(b[7]),
+                 OPT(b[8]), softplus, F(b[9]), F(b[10]), h, AT, u, dtv);
     Py_END_ALLOW_THREADS
-    free(h), free(AT), free(u);
-    release(b, 9);
+    free(h), free(AT), free(u), free(dtv);
+    release(b, 11);
     Py_RETURN_NONE;
 }
 
+/* backward(Bsz, L, Dm, N, x, dt, A, B, C, keep, h0, D, z, softplus, gout, ghL, gx, gdt, gA, gB, gC, gh0, gD, gz):
+ * the g* outputs after ghL are written (gh0, gD, gz only when h0, D, z were given). */
 static PyObject *backward(PyObject *self, PyObject *args) {
-    PyObject *o[15];
+    PyObject *o[19];
     Py_ssize_t bsz, L, Dm, N;
-    if (!PyArg_ParseTuple(args, "nnnnOOOOOOOOOOOOOOO", &bsz, &L, &Dm, &N, &o[0], &o[1], &o[2], &o[3], &o[4],
-                          &o[5], &o[6], &o[7], &o[8], &o[9], &o[10], &o[11], &o[12], &o[13], &o[14]))
+    int softplus;
+    if (!PyArg_ParseTuple(args, "nnnnOOOOOOOOOpOOOOOOOOOO", &bsz, &L, &Dm, &N, &o[0], &o[1], &o[2], &o[3], &o[4],
+                          &o[5], &o[6], &o[7], &o[8], &softplus, &o[9], &o[10], &o[11], &o[12], &o[13], &o[14],
+                          &o[15], &o[16], &o[17], &o[18]))
         return NULL;
-    Buf b[15];
-    memset(b, 0, sizeof b);
+    Buf b[19];
     const Py_ssize_t seq = bsz * L * Dm, state = bsz * Dm * N, bn = bsz * L * N;
-    const char *names[15] = {"x", "dt", "A", "B", "C", "keep", "h0", "gy", "ghL",
-                             "gx", "gdt", "gA", "gB", "gC", "gh0"};
-    const Py_ssize_t counts[15] = {seq, seq, Dm * N, bn, bn, bsz * L, state, seq, state,
-                                   seq, seq, Dm * N, bn, bn, state};
-    for (int i = 0; i < 15; i++) {
-        const int optional = (i == 5 || i == 6 || i == 8 || i == 14);
-        if (!optional && o[i] == Py_None) {
-            PyErr_Format(PyExc_TypeError, "%s is required", names[i]);
-            release(b, 15);
-            return NULL;
-        }
-        if (get(o[i], &b[i], i >= 9, counts[i], names[i]) < 0) {
-            release(b, 15);
-            return NULL;
-        }
+    const char *const names[19] = {"x", "dt", "A", "B", "C", "keep", "h0", "D", "z", "gout", "ghL",
+                                   "gx", "gdt", "gA", "gB", "gC", "gh0", "gD", "gz"};
+    const Py_ssize_t counts[19] = {seq, seq, Dm * N, bn, bn, bsz * L, state, Dm, seq, seq, state,
+                                   seq, seq, Dm * N, bn, bn, state, Dm, seq};
+    const int optional[19] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1, 1};
+    const int writable[19] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
+    if (get_all(o, b, 19, names, counts, optional, writable) < 0) return NULL;
+    if ((o[6] == Py_None) != (o[16] == Py_None) || (o[7] == Py_None) != (o[17] == Py_None) ||
+        (o[8] == Py_None) != (o[18] == Py_None)) {
+        PyErr_SetString(PyExc_TypeError, "gh0, gD and gz must be given exactly when h0, D and z are");
+        release(b, 19);
+        return NULL;
     }
-    const float *x = F(b[0]), *dt = F(b[1]), *A = F(b[2]), *Bm = F(b[3]), *Cm = F(b[4]);
-    const float *keep = OPT(b[5]), *h0 = OPT(b[6]), *gy = F(b[7]), *ghL = OPT(b[8]);
-    float *gx = F(b[9]), *gdt = F(b[10]), *gA = F(b[11]), *gB = F(b[12]), *gC = F(b[13]), *gh0 = OPT(b[14]);
-    /* scratch: states h_{-1..L-1} and decays dA_0..L-1 of one (b, d), and the running state gradient */
+    /* scratch: the states h_{-1..L-1} of one batch row, the running state gradient and per-step vectors */
     const Py_ssize_t S = N * Dm;
     float *hs = malloc(sizeof(float) * (L + 1) * S), *g = malloc(sizeof(float) * S), *AT = malloc(sizeof(float) * S);
-    float *gAT = malloc(sizeof(float) * S), *gu = malloc(sizeof(float) * Dm), *gea = malloc(sizeof(float) * Dm);
-    float *u = malloc(sizeof(float) * Dm);
-    if (!hs || !g || !AT || !gAT || !gu || !gea || !u) {
-        free(hs), free(g), free(AT), free(gAT), free(gu), free(gea), free(u);
-        release(b, 15);
+    float *gAT = malloc(sizeof(float) * S), *vec = malloc(sizeof(float) * 6 * Dm);
+    if (!hs || !g || !AT || !gAT || !vec) {
+        free(hs), free(g), free(AT), free(gAT), free(vec);
+        release(b, 19);
         return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
-    scan_backward(bsz, L, Dm, N, x, dt, A, Bm, Cm, keep, h0, gy, ghL, gx, gdt, gA, gB, gC, gh0, hs, g, AT, gAT, gu,
-                  gea, u);
+    scan_backward(bsz, L, Dm, N, F(b[0]), F(b[1]), F(b[2]), F(b[3]), F(b[4]), OPT(b[5]), OPT(b[6]), OPT(b[7]),
+                  OPT(b[8]), softplus, F(b[9]), OPT(b[10]), F(b[11]), F(b[12]), F(b[13]), F(b[14]), F(b[15]),
+                  OPT(b[16]), OPT(b[17]), OPT(b[18]), hs, g, AT, gAT, vec, vec + Dm, vec + 2 * Dm, vec + 3 * Dm,
+                  vec + 4 * Dm, vec + 5 * Dm);
     Py_END_ALLOW_THREADS
-    free(hs), free(g), free(AT), free(gAT), free(gu), free(gea), free(u);
-    release(b, 15);
+    free(hs), free(g), free(AT), free(gAT), free(vec);
+    release(b, 19);
     Py_RETURN_NONE;
 }
 

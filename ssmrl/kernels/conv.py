@@ -110,9 +110,24 @@ def _native_ok(*tensors: Tensor | None) -> bool:
                                        for t in tensors)
 
 
+def _tail_state(x: Tensor, first: Tensor | None, W: int) -> Tensor:
+    """The new state (B, C, W-1) when L >= W-1: the last W-1 inputs, zeroed where a later ``first`` (up to the
+    last step) resets them."""
+    L = x.shape[1]
+    tail = x[:, L - W + 1:]  # (B, W-1, C)
+    if first is not None:
+        f = first[:, L - W + 1:].long()
+        later = f.flip(1).cumsum(1).flip(1) - f  # resets strictly after each tail position
+        tail = tail * (later == 0).to(x.dtype).unsqueeze(-1)
+    return tail.transpose(1, 2).contiguous()
+
+
 def _conv_torch(x, weight, bias, first, state) -> tuple[Tensor, Tensor]:
     B, L, C = x.shape
     W = weight.shape[1]
+    if _native_ok(x, weight, bias, state) and L >= W - 1:
+        prev = None if state is None else state.transpose(1, 2)
+        return _ConvNativeFn.apply(x, prev, weight, bias, first), _tail_state(x, first, W)
     prev = x.new_zeros(B, W - 1, C) if state is None else state.transpose(1, 2)
     xp = torch.cat([prev, x], dim=1)  # (B, W-1+L, C); padded position p holds input t = p - (W-1)
     seg = None

@@ -9,7 +9,9 @@ Backends:
   optional): each batch row runs its sequence with its (N, Dm) state in L1, vectorised over channels, and the
   backward recomputes the row's states into a scratch buffer, so no (B, L, Dm, N) grid is ever stored. At Decision Mamba's
   default size (B 64, L 60, Dm 256, N 16, one thread) fwd+bwd of one scan took 0.27 s with the grid path and
-  0.03 s with the kernel (ad-hoc timings, docs/results.md). Elsewhere (other dtypes, GPUs without Triton, no compiler), a
+  0.03 s with the kernel (ad-hoc timings, docs/results.md). The kernel also takes raw dt (``dt_softplus``), D and
+  z, so softplus, the skip and the gate cost no separate passes over (B, L, Dm); its exp is an inlined polynomial
+  (1 ulp) that vectorises without a libmvec call (0.34 vs 0.44 ns per element in the forward's loop). Elsewhere (other dtypes, GPUs without Triton, no compiler), a
   custom autograd Function that discretises on the full grid (vectorised exp and outer products), runs the
   scan as an in-place ``unbind`` loop, and computes the backward (a reverse scan plus a few matmuls) by hand;
   it was 1.3-2.2x faster fwd+bwd (1 thread) than letting autograd compose the same ops around ``diag_scan``.
@@ -24,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ssmrl.kernels.backend import interpreter_warning, resolve_backend, run_triton
-from ssmrl.kernels.diag import _diag_torch, check_first, expect_float, expect_shape, keep_mask
+from ssmrl.kernels.diag import check_first, expect_float, expect_shape, keep_mask
 
 try:  # built from _selective_cpu.c by `pip install -e .`; optional
     from ssmrl.kernels import _selective_cpu
@@ -78,15 +80,6 @@ def _selective_reference(x, dt, A, B, C, first, h0) -> tuple[Tensor, Tensor]:
         h = dA * h + (dt[:, t] * x[:, t])[:, :, None] * B[:, t, None, :]
         ys.append((h * C[:, t, None, :]).sum(-1))
     return torch.stack(ys, 1), h
-
-
-def _selective_composed(x, dt, A, B, C, first, h0) -> tuple[Tensor, Tensor]:
-    """Discretise on the (B, L, Dm, N) grid and let autograd combine the pieces around the diag scan."""
-    dA = torch.exp(dt.unsqueeze(-1) * A)  # (B, L, Dm, N)
-    bx = (dt * x).unsqueeze(-1) * B.unsqueeze(2)  # (B, L, Dm, N)
-    h, hL = _diag_torch(dA, bx, first, h0)
-    y = torch.matmul(h, C.unsqueeze(-1)).squeeze(-1)  # (B, L, Dm)
-    return y, hL
 
 
 class _SelectiveFn(torch.autograd.Function):
@@ -149,31 +142,35 @@ def _buffer(t: Tensor | None):
 
 
 class _SelectiveNativeFn(torch.autograd.Function):
-    """The fused CPU kernel (``_selective_cpu.c``): same maths as :class:`_SelectiveFn`; saves only the inputs.
-    ``keep``: (B, L) float32, 0 where the state resets before step t, or None."""
+    """The fused CPU kernel (``_selective_cpu.c``): the scan of :class:`_SelectiveFn` with the softplus of dt,
+    the D skip and the silu(z) gate fused in; saves only the inputs. ``keep``: (B, L) float32, 0 where the state
+    resets before step t, or None; ``softplus``: dt is raw (the kernel applies softplus)."""
 
     @staticmethod
-    def forward(ctx, x, dt, A, B, C, keep, h0):
+    def forward(ctx, x, dt, A, B, C, keep, h0, D, z, softplus):
         bsz, L, Dm = x.shape
         N = A.shape[1]
         x, dt, A, B, C = (t.detach().contiguous() for t in (x, dt, A, B, C))
-        h0 = None if h0 is None else h0.detach().contiguous()
+        h0, D, z = (None if t is None else t.detach().contiguous() for t in (h0, D, z))
         y, hL = torch.empty_like(x), x.new_empty(bsz, Dm, N)
-        _selective_cpu.forward(bsz, L, Dm, N, *map(_buffer, (x, dt, A, B, C, keep, h0, y, hL)))
-        ctx.save_for_backward(x, dt, A, B, C, keep, h0)
+        _selective_cpu.forward(bsz, L, Dm, N, *map(_buffer, (x, dt, A, B, C, keep, h0, D, z)), softplus,
+                               _buffer(y), _buffer(hL))
+        ctx.save_for_backward(x, dt, A, B, C, keep, h0, D, z)
+        ctx.softplus = softplus
         return y, hL
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy, ghL):
-        x, dt, A, B, C, keep, h0 = ctx.saved_tensors
+        x, dt, A, B, C, keep, h0, D, z = ctx.saved_tensors
         bsz, L, Dm = x.shape
         N = A.shape[1]
         gx, gdt, gA, gB, gC = (torch.empty_like(t) for t in (x, dt, A, B, C))
-        gh0 = None if h0 is None else torch.empty_like(h0)
-        _selective_cpu.backward(bsz, L, Dm, N, *map(_buffer, (x, dt, A, B, C, keep, h0, gy, ghL,
-                                                              gx, gdt, gA, gB, gC, gh0)))
-        return gx, gdt, gA, gB, gC, None, gh0
+        gh0, gD, gz = (None if t is None else torch.empty_like(t) for t in (h0, D, z))
+        ghL = None if ghL is None else ghL.contiguous()
+        _selective_cpu.backward(bsz, L, Dm, N, *map(_buffer, (x, dt, A, B, C, keep, h0, D, z)), ctx.softplus,
+                                *map(_buffer, (gy.contiguous(), ghL, gx, gdt, gA, gB, gC, gh0, gD, gz)))
+        return gx, gdt, gA, gB, gC, None, gh0, gD, gz, None
 
 
 def _native_ok(*tensors: Tensor | None) -> bool:
@@ -182,9 +179,7 @@ def _native_ok(*tensors: Tensor | None) -> bool:
 
 
 def _selective_torch(x, dt, A, B, C, first, h0) -> tuple[Tensor, Tensor]:
-    if _native_ok(x, dt, A, B, C, h0):
-        keep = None if first is None else (~first.bool()).to(torch.float32).contiguous()
-        return _SelectiveNativeFn.apply(x, dt, A, B, C, keep, h0)
+    """The torch backend's scan alone (dt positive, no D or gate): the grid-based autograd Function."""
     keep = None if first is None else keep_mask(first, x, 2)
     return _SelectiveFn.apply(x, dt, A, B, C, keep, h0)
 
@@ -200,11 +195,13 @@ def selective_scan(
     first: Tensor | None = None,
     h0: Tensor | None = None,
     backend: str | None = None,
+    dt_softplus: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Resettable Mamba-1 selective scan.
 
     Args:
-        x, dt: (B, L, Dm); dt already positive (softplus applied by the caller).
+        x, dt: (B, L, Dm); dt positive, or raw with ``dt_softplus`` (the scan applies softplus, as mamba-ssm's
+            ``delta_softplus``; fused into the CPU kernel).
         A: (Dm, N) (negative real for a stable SSM).  B, C: (B, L, N).  D: (Dm,).  z: (B, L, Dm) gate.
         first: bool (B, L), True where step t starts an episode.  h0: (B, Dm, N) initial state or None.
     Returns:
@@ -213,6 +210,11 @@ def selective_scan(
     _validate(x, dt, A, B, C, D, z, first, h0)
     explicit = backend == "triton"
     backend = resolve_backend(backend, x, dt, A, B, C)
+    if backend == "torch" and _native_ok(x, dt, A, B, C, D, z, h0):
+        keep = None if first is None else (~first.bool()).to(torch.float32).contiguous()
+        return _SelectiveNativeFn.apply(x, dt, A, B, C, keep, h0, D, z, dt_softplus)
+    if dt_softplus:
+        dt = F.softplus(dt)
     if backend == "reference":
         y, hL = _selective_reference(x, dt, A, B, C, first, h0)
     elif backend == "torch":
@@ -238,6 +240,7 @@ def selective_scan_step(
     first_t: Tensor | None = None,
     state: Tensor | None = None,
     backend: str | None = None,
+    dt_softplus: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """One token of :func:`selective_scan`: x_t, dt_t, z_t (B, Dm); B_t, C_t (B, N); first_t bool (B,);
     state (B, Dm, N) -> (y_t (B, Dm), state). Shared torch math for every backend (a few small ops)."""
@@ -262,6 +265,8 @@ def selective_scan_step(
             raise TypeError(f"{name} must have dtype {x_t.dtype} (the dtype of x_t), got {t.dtype}")
     check_first(first_t, Bsz, None)
     resolve_backend(backend, x_t)
+    if dt_softplus:
+        dt_t = F.softplus(dt_t)
     h = (dt_t * x_t).unsqueeze(-1) * B_t.unsqueeze(1)
     if state is not None:
         dA = torch.exp(dt_t.unsqueeze(-1) * A)

@@ -79,12 +79,20 @@ class Mamba(nn.Module):
         return conv, torch.zeros(batch_size, self.d_inner, self.d_state, dtype=real, device=device)
 
     def _ssm_inputs(self, xc: Tensor, real: torch.dtype):
-        """xc (..., d_inner) after conv+SiLU -> dt, B, C in the SSM dtype (float32 at least)."""
+        """xc (..., d_inner) after conv+SiLU -> raw dt (the scan applies softplus), B, C in the SSM dtype (float32
+        at least)."""
         dbc = self.x_proj(xc)
         dtr, Bm, Cm = torch.split(dbc, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         with torch.autocast(device_type=xc.device.type, enabled=False):
-            dt = F.softplus(F.linear(dtr.to(real), self.dt_proj.weight.to(real), self.dt_proj.bias.to(real)))
+            dt = F.linear(dtr.to(real), self.dt_proj.weight.to(real), self.dt_proj.bias.to(real))
         return dt, Bm.to(real), Cm.to(real)
+
+    def _in_projections(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x (..., d_model) -> xs, z (..., d_inner), each contiguous: one product per half of ``in_proj``'s weight.
+        (One product then ``chunk`` leaves strided halves that the kernels copy, and its backward concatenates.)"""
+        w, b, di = self.in_proj.weight, self.in_proj.bias, self.d_inner
+        return (F.linear(x, w[:di], None if b is None else b[:di]),
+                F.linear(x, w[di:], None if b is None else b[di:]))
 
     @staticmethod
     def _split_state(state):
@@ -99,7 +107,7 @@ class Mamba(nn.Module):
         check_input("x", x, self.d_model, step=False)
         conv_state, ssm_state = self._split_state(state)
         real, _ = ssm_dtypes(self.A_log)
-        xs, z = self.in_proj(x).chunk(2, dim=-1)
+        xs, z = self._in_projections(x)
         with torch.autocast(device_type=x.device.type, enabled=False):
             w = self.conv_weight
             xc, conv_state = causal_conv1d(xs.to(w.dtype), w, self.conv_bias, first, conv_state, backend=self.backend)
@@ -108,7 +116,8 @@ class Mamba(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False):
             A = -torch.exp(self.A_log.to(real))
             y, ssm_state = selective_scan(
-                xc.to(real), dt, A, Bm, Cm, self.D.to(real), z.to(real), first, ssm_state, backend=self.backend
+                xc.to(real), dt, A, Bm, Cm, self.D.to(real), z.to(real), first, ssm_state, backend=self.backend,
+                dt_softplus=True,
             )
         return self.out_proj(y.to(x.dtype)), (conv_state, ssm_state)
 
@@ -117,7 +126,7 @@ class Mamba(nn.Module):
         check_input("x_t", x_t, self.d_model, step=True)
         conv_state, ssm_state = self._split_state(state)
         real, _ = ssm_dtypes(self.A_log)
-        xs, z = self.in_proj(x_t).chunk(2, dim=-1)
+        xs, z = self._in_projections(x_t)
         with torch.autocast(device_type=x_t.device.type, enabled=False):
             w = self.conv_weight
             xc, conv_state = causal_conv1d_step(xs.to(w.dtype), w, self.conv_bias, first_t, conv_state)
@@ -126,6 +135,6 @@ class Mamba(nn.Module):
         with torch.autocast(device_type=x_t.device.type, enabled=False):
             A = -torch.exp(self.A_log.to(real))
             y, ssm_state = selective_scan_step(
-                xc.to(real), dt, A, Bm, Cm, self.D.to(real), z.to(real), first_t, ssm_state
+                xc.to(real), dt, A, Bm, Cm, self.D.to(real), z.to(real), first_t, ssm_state, dt_softplus=True
             )
         return self.out_proj(y.to(x_t.dtype)), (conv_state, ssm_state)

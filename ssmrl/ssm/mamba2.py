@@ -8,16 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssmrl.kernels.conv import causal_conv1d, causal_conv1d_step
 from ssmrl.kernels.ssd import ssd_scan, ssd_scan_step
 
 __all__ = ["Mamba2", "Mamba2State"]
-
-
-def _conv_ops():
-    # imported lazily: the conv kernels live in their own module (ssmrl/kernels/conv.py)
-    from ssmrl.kernels.conv import causal_conv1d, causal_conv1d_step
-
-    return causal_conv1d, causal_conv1d_step
 
 
 class Mamba2State(NamedTuple):
@@ -188,7 +182,6 @@ class Mamba2(nn.Module):
             raise ValueError(f"first must be a bool tensor of shape (B, L) = {(bsz, L)}, "
                              f"got {first.dtype} {tuple(first.shape)}")
         state = self._check_state(state, bsz)
-        causal_conv1d, _ = _conv_ops()
         z, xBC, dt = self._split(self.in_proj(x))
         # SSM math in float32 even under autocast
         with torch.autocast(device_type=x.device.type, enabled=False):
@@ -225,7 +218,6 @@ class Mamba2(nn.Module):
         state = self._check_state(state, bsz)
         if state is None:
             state = self.initial_state(bsz, device=x_t.device)
-        _, causal_conv1d_step = _conv_ops()
         z, xBC, dt = self._split(self.in_proj(x_t))
         with torch.autocast(device_type=x_t.device.type, enabled=False):
             cd = torch.promote_types(x_t.dtype, torch.float32)
