@@ -39,11 +39,9 @@ def _median(xs: list[float]) -> float:
 
 
 def _config(words: list[str]):
-    from ssmrl.runs.config import from_dict, resolve_args
-    from ssmrl.runs.schema import Config
+    from ssmrl.cli.config import resolve
 
-    merged, _ = resolve_args(words)
-    return from_dict(Config, merged)
+    return resolve(words)
 
 
 def setup(words: list[str], seed: int, extra_steps: int = 0):
@@ -57,7 +55,9 @@ def setup(words: list[str], seed: int, extra_steps: int = 0):
     from ssmrl.runs.schema import resolve_device
 
     cfg = _config(words)
-    if cfg.agent not in ("drama", "s4wm", "s5wm", "rssm", "transformer"):
+    from agents.registry import DREAMER_TRAINER, names
+
+    if cfg.agent not in names(trainer=DREAMER_TRAINER):
         raise ValueError(f"needs a world-model agent (agent=drama|s4wm|...), got agent={cfg.agent!r}")
     dcfg = cfg.dreamer
     probe = envs.make(cfg.env.id, **cfg.env.options)

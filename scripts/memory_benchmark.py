@@ -80,11 +80,9 @@ def time_updates(words: list[str], updates: int, warmup: int = 2) -> dict:
 
 
 def _config(words: list[str]):
-    from ssmrl.runs.config import from_dict, resolve_args
-    from ssmrl.runs.schema import Config
+    from ssmrl.cli.config import resolve
 
-    merged, _ = resolve_args(words)
-    return from_dict(Config, merged)
+    return resolve(words)
 
 
 def ceiling(words: list[str], keys: list[str] | None = None) -> dict:

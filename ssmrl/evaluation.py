@@ -19,21 +19,15 @@ import numpy as np
 
 from ssmrl.metrics.aggregate import mean_and_stderr
 from ssmrl.rollout import RolloutConfig, RolloutEngine
-from ssmrl.runs.checkpoint import CheckpointError
 from ssmrl.runs.config import ConfigError
 from ssmrl.runs.progress import progress
 from ssmrl.runs.run import Run, package_versions
-from ssmrl.runs.schema import Config
 
-# agent -> "module:function(run, checkpoint: Path | None, greedy: bool, num_envs: int) -> (policy, step)"
-POLICY_LOADERS: dict[str, str] = {
-    "random": "agents.random_agent:load_policy",
-    **{name: "agents.dreamer.train:load_policy" for name in ("drama", "s4wm", "s5wm", "rssm", "transformer")},
-}
-
-
-# offline agents evaluate through their own acting loop: "module:function(args, run, checkpoint) -> result dict"
-OFFLINE_EVALUATORS: dict[str, str] = {name: "agents.offline.run:evaluate_cli" for name in ("dm", "dt", "bc")}
+# How ``ssmrl eval`` opens a run and finds its agent's evaluation, handed in by the CLI (the composition root; the
+# core names no agent): run directory -> (run, policy loader or None, evaluator or None), where
+#   policy loader: (run, checkpoint: Path | None, greedy: bool, num_envs: int) -> (policy, step), played here;
+#   evaluator:     (args, run, checkpoint) -> result dict, for agents with their own acting loop (offline agents).
+OpenRun = Callable[[Path], "tuple[Run, Callable | None, Callable | None]"]
 
 
 def episode_quotas(episodes: int, num_envs: int) -> list[int]:
@@ -90,13 +84,6 @@ def summarize(env_id: str, episodes: list[dict]) -> dict[str, Any]:
     return summary
 
 
-def _load(target: str) -> Callable:
-    import importlib
-
-    module, _, func = target.partition(":")
-    return getattr(importlib.import_module(module), func)
-
-
 def resolve_target(target: str | Path) -> tuple[Path, Path | None]:
     """(run directory, checkpoint file or None for the latest) from a run directory or a checkpoint path."""
     target = Path(target)
@@ -109,7 +96,7 @@ def resolve_target(target: str | Path) -> tuple[Path, Path | None]:
     raise FileNotFoundError(f"{target} is neither a run directory nor a checkpoint file")
 
 
-def evaluate_cli(args: argparse.Namespace) -> int:
+def evaluate_cli(args: argparse.Namespace, open_run: OpenRun) -> int:
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
     if args.num_envs < 1:
@@ -118,15 +105,13 @@ def evaluate_cli(args: argparse.Namespace) -> int:
     out_dir = Path(args.out).resolve().parent if args.out else run_dir
     if not os.access(out_dir, os.W_OK):  # checked before playing every episode, not after
         raise ConfigError(f"cannot write the result into {out_dir} (read-only?); pass --out FILE elsewhere")
-    run = Run.load(run_dir, Config)
+    run, policy_loader, evaluator = open_run(run_dir)
     cfg = run.config
-    if cfg.agent in OFFLINE_EVALUATORS:
-        result = _load(OFFLINE_EVALUATORS[cfg.agent])(args, run, checkpoint)
+    if evaluator is not None:
+        result = evaluator(args, run, checkpoint)
         return _write(result, Path(args.out) if args.out else run_dir / f"eval-{result['step']}.json")
-    if cfg.agent not in POLICY_LOADERS:
-        raise CheckpointError(f"run {run_dir} was trained by agent {cfg.agent!r}, which eval does not know; known: {sorted(POLICY_LOADERS)}")
     num_envs = min(args.num_envs, args.episodes)
-    policy, step = _load(POLICY_LOADERS[cfg.agent])(run, checkpoint, args.greedy, num_envs)
+    policy, step = policy_loader(run, checkpoint, args.greedy, num_envs)
     seed = cfg.seed + 10_000 if args.seed is None else args.seed  # never the training episodes' seeds
     options = {**cfg.env.options, **cfg.env.eval_options}
     start = time.time()

@@ -127,7 +127,7 @@ def test_campaign_status_lists_runs_with_progress_and_resume_commands(tmp_path, 
 
     from ssmrl.cli.main import main
     from ssmrl.runs.run import Run
-    from ssmrl.runs.schema import Config
+    from ssmrl.cli.config import Config
 
     root = tmp_path / "runs"
     words = ["agent=random", "env=memory/four-rooms", "size=debug", "env.options.max_steps=20",

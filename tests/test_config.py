@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ssmrl.runs.config import ConfigError, deep_merge, from_dict, parse_override, resolve_args, to_dict
-from ssmrl.runs.schema import Config
+from ssmrl.cli.config import Config
 
 
 @dataclass

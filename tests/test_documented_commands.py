@@ -10,7 +10,7 @@ import pytest
 
 from ssmrl.cli.main import EPILOG, build_parser
 from ssmrl.runs.config import from_dict, resolve_args
-from ssmrl.runs.schema import Config
+from ssmrl.cli.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", ROOT / "docs" / "architecture.md"]

@@ -131,7 +131,7 @@ def test_imag_starts_posterior_needs_starts_that_fit_the_batch():
 
 def test_config_loader_names_the_section_of_an_invalid_choice():
     from ssmrl.runs.config import ConfigError, from_dict, resolve_args
-    from ssmrl.runs.schema import Config
+    from ssmrl.cli.config import Config
 
     merged, _ = resolve_args(["agent=drama", "dreamer.imag_starts=both"])
     with pytest.raises(ConfigError, match="dreamer: imag_starts"):

@@ -138,7 +138,7 @@ def test_offline_without_a_dataset_file_creates_nothing(tmp_path, capsys):
 def test_budgets_accept_integral_floats_and_refuse_going_below_the_progress(tmp_path, capsys):
     from ssmrl.cli.main import main
     from ssmrl.runs.run import Run
-    from ssmrl.runs.schema import Config
+    from ssmrl.cli.config import Config
 
     run_dir = tmp_path / "run"
     words = ["train", *WORDS[:-1], "train.checkpoint_every=40", "--run-dir", str(run_dir)]

@@ -6,7 +6,7 @@ import yaml
 
 from ssmrl.runs.config import ConfigError
 from ssmrl.runs.run import Run
-from ssmrl.runs.schema import Config
+from ssmrl.cli.config import Config
 
 
 def test_new_run_writes_layout_config_and_run_json(tmp_path):
@@ -80,7 +80,7 @@ def test_a_second_process_cannot_open_a_run_directory_in_use(tmp_path):
     first.close()
     Run.open(tmp_path / "r", [], Config).close()
     # a process that dies holding the lock leaves nothing stale behind
-    code = ("import os, sys; from ssmrl.runs.run import Run; from ssmrl.runs.schema import Config; "
+    code = ("import os, sys; from ssmrl.runs.run import Run; from ssmrl.cli.config import Config; "
             f"Run.open({str(tmp_path / 'r')!r}, [], Config); os._exit(0)")
     subprocess.run([sys.executable, "-c", code], check=True)
     Run.open(tmp_path / "r", [], Config).close()

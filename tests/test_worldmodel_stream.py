@@ -15,7 +15,7 @@ from agents.worldmodel import data as D
 from agents.worldmodel.config import WorldModelTrainConfig
 from agents.worldmodel.train import StreamSampler, WindowSampler, build_dataset, evaluate_sets, make_sampler
 from ssmrl.runs.config import from_dict, resolve_args
-from ssmrl.runs.schema import Config
+from ssmrl.cli.config import Config
 
 _spec = importlib.util.spec_from_file_location(
     "memory_benchmark", Path(__file__).resolve().parents[1] / "scripts" / "memory_benchmark.py")

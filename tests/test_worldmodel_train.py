@@ -2,7 +2,6 @@
 alignment, and an end-to-end CLI run with exact resume."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -156,18 +155,10 @@ def test_imagined_query_aligns_with_observed_records(records):
 
 # --------------------------------------------------------------------------------------------------- end to end
 @pytest.fixture
-def cli(monkeypatch):
-    """``ssmrl.cli.main.main`` with the worldmodel trainer and config section registered (a no-op once the
-    lead has added them to ssmrl/cli/main.py and ssmrl/runs/schema.py)."""
+def cli():
+    """``ssmrl.cli.main.main`` (agent=worldmodel is in agents/registry.py)."""
     from ssmrl.cli import main as cli_main
-    from ssmrl.runs import schema
 
-    monkeypatch.setitem(cli_main.TRAINERS, "worldmodel", "agents.worldmodel.train:train")
-    if not any(f.name == "worldmodel" for f in dataclasses.fields(schema.Config)):
-        patched = dataclasses.make_dataclass(
-            "Config", [("worldmodel", WorldModelTrainConfig, dataclasses.field(default_factory=WorldModelTrainConfig))],
-            bases=(schema.Config,))
-        monkeypatch.setattr(schema, "Config", patched)
     return cli_main.main
 
 

@@ -18,6 +18,7 @@ from agents.offline.config import OfflineConfig
 from agents.offline.data import OfflineData
 from agents.offline.io import load_dataset
 from agents.offline.trainer import OfflineTrainer, evaluate_checkpoint, train_offline
+from agents.registry import names
 from ssmrl.runs.checkpoint import CheckpointError
 from ssmrl.runs.config import ConfigError
 from ssmrl.runs.interrupt import StopRequest
@@ -25,7 +26,7 @@ from ssmrl.runs.run import Run, package_versions
 from ssmrl.runs.schema import resolve_device
 from ssmrl.runs.seeding import seed_everything
 
-AGENTS = ("dm", "dt", "bc")
+AGENTS = names(kind="offline")  # from the registry: dm, dt, bc
 
 
 def offline_config(run: Run) -> OfflineConfig:

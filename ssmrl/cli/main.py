@@ -1,7 +1,9 @@
-"""The ``ssmrl`` command: train, eval, imagine, offline, dataset, bench.
+"""The ``ssmrl`` command: train, offline, eval, imagine, config, dataset, bench.
 
 Presets are ``group=name`` words (``agent=drama env=atari100k/Pong size=debug``), overrides are
 ``key.sub=value`` words, and ``--run-dir DIR`` names the run directory (created, or resumed when it exists).
+This package is the composition root: the agents come from ``agents.registry``, the run config's shape from
+``ssmrl.cli.config``; the core packages never import ``agents``.
 """
 from __future__ import annotations
 
@@ -11,19 +13,12 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from ssmrl.runs.checkpoint import CheckpointError
-from ssmrl.runs.config import ConfigError
+from agents.registry import AGENTS, TOOLS, AgentEntry, names
+from ssmrl.runs.config import CONFIG_ROOT, ConfigError, preset_groups
 from ssmrl.runs.interrupt import Interrupted
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# agent preset -> "module:function" taking an open Run; filled in as learners land.
-TRAINERS: dict[str, str] = {
-    "random": "agents.random_agent:train",
-    "worldmodel": "agents.worldmodel.train:train",
-    **{name: "agents.dreamer.train:train" for name in ("drama", "s4wm", "s5wm", "rssm", "transformer")},
-}
-OFFLINE_TRAINERS: dict[str, str] = {name: "agents.offline.run:train" for name in ("dm", "dt", "bc")}
 # ``ssmrl bench <name>`` -> script in scripts/ with a ``main(argv)`` function.
 BENCH_SCRIPTS = {
     "scan": "bench_scan.py",
@@ -37,6 +32,7 @@ EPILOG = """examples:
   ssmrl train agent=drama env=atari100k/Pong size=debug --run-dir runs/pong-debug seed=3
   ssmrl eval runs/pong-debug --episodes 10
   ssmrl imagine runs/pong-debug --sequences 4 --horizon 32
+  ssmrl config agent=drama env=atari100k/Pong size=debug dreamer.train_ratio=0.5
 """
 
 
@@ -60,18 +56,16 @@ def _default_run_dir(words: list[str]) -> Path:
     return Path("runs") / (tag or "run")
 
 
-def _check_run(cfg, command: str, trainers: dict[str, str]) -> None:
-    """Everything a run needs that can be checked before its directory exists: the agent, the device, the env
-    (built once and closed) or the dataset file. Raises ConfigError naming the key."""
+def _check_run(cfg, entry: AgentEntry) -> None:
+    """Everything a run needs that can be checked before its directory exists: the device, the env (built once and
+    closed) and the learner's own checks, or the dataset file. Raises ConfigError naming the key."""
     from ssmrl.runs.schema import resolve_device
 
-    if cfg.agent not in trainers:
-        raise ConfigError(f"agent: unknown agent {cfg.agent!r} for ssmrl {command}; valid agents: {sorted(trainers)}")
     try:
         resolve_device(cfg.device)
     except (RuntimeError, ValueError) as err:
         raise ConfigError(f"device: {err}") from err
-    if command == "offline":
+    if entry.kind == "offline":
         if not cfg.dataset:
             raise ConfigError("dataset: ssmrl offline needs dataset=<D4RL-format .hdf5 file or Minari dataset folder> "
                               "(make one with: ssmrl dataset collect env=mujoco/Hopper)")
@@ -94,18 +88,16 @@ def _check_run(cfg, command: str, trainers: dict[str, str]) -> None:
     except (ValueError, TypeError, KeyError) as err:
         raise ConfigError(f"env.id={cfg.env.id!r} with env.options={cfg.env.options}: {err}") from err
     try:
-        module_name = trainers[cfg.agent].partition(":")[0]
-        agent_check = getattr(importlib.import_module(module_name), "check", None)
-        if agent_check is not None:  # the learner's own checks (e.g. the world model's sizes and override keys)
-            agent_check(cfg, env)
+        if entry.check is not None:  # the learner's own checks (e.g. the world model's sizes and override keys)
+            _load(entry.check, f"agent {entry.name!r}")(cfg, env)
     finally:
         env.close()
 
 
 # --- sub-commands -----------------------------------------------------------------------------------------------
-def _run_trainer(args: argparse.Namespace, command: str, trainers: dict[str, str]) -> int:
+def _run_trainer(args: argparse.Namespace, command: str) -> int:
+    from ssmrl.cli.config import Config, check, entry_for
     from ssmrl.runs.run import Run
-    from ssmrl.runs.schema import Config
 
     # a dataset path is stored absolute, so eval and resume work from any directory (argv in run.json keeps the
     # spelling that was typed)
@@ -116,10 +108,13 @@ def _run_trainer(args: argparse.Namespace, command: str, trainers: dict[str, str
         raise ConfigError(f"--from-checkpoint resumes an existing run, and {run_dir} holds none")
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file, not a directory")
-    run = Run.open(run_dir, args.words, Config, command=command, validate=lambda cfg: _check_run(cfg, command, trainers))
+    check(args.words, command, run_dir)  # the agent and every key the words set, before anything is read or made
+    run = Run.open(run_dir, args.words, Config, command=command,
+                   validate=lambda cfg: _check_run(cfg, entry_for(cfg.agent, command)))
     if args.from_checkpoint:
         run.checkpointer.recover(args.from_checkpoint)
-    trainer = _load(trainers[run.config.agent], f"agent {run.config.agent!r}")
+    entry = AGENTS[run.config.agent]
+    trainer = _load(entry.trainer, f"agent {entry.name!r}")
     print(f"run directory: {run.directory} ({'resuming' if run.resumed else 'new'})", file=sys.stderr)
     try:
         trainer(run)
@@ -129,26 +124,53 @@ def _run_trainer(args: argparse.Namespace, command: str, trainers: dict[str, str
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    return _run_trainer(args, "train", TRAINERS)
+    return _run_trainer(args, "train")
 
 
 def cmd_offline(args: argparse.Namespace) -> int:
-    return _run_trainer(args, "offline", OFFLINE_TRAINERS)
+    return _run_trainer(args, "offline")
+
+
+def _open_for_eval(run_dir: Path):
+    """(run, policy loader or None, evaluator or None) of the run in ``run_dir``, from its agent's registry entry."""
+    from ssmrl.cli.config import Config
+    from ssmrl.runs.checkpoint import CheckpointError
+    from ssmrl.runs.run import Run
+
+    run = Run.load(run_dir, Config)  # an agent missing from the registry is a ConfigError naming it
+    entry = AGENTS[run.config.agent]
+    if entry.policy_loader is None and entry.evaluator is None:
+        known = [n for n, e in AGENTS.items() if e.policy_loader or e.evaluator]
+        raise CheckpointError(f"run {run_dir} was trained by agent {entry.name!r}, which eval does not know; known: {known}")
+    what = f"ssmrl eval of agent {entry.name!r}"
+    return (run, entry.policy_loader and _load(entry.policy_loader, what),
+            entry.evaluator and _load(entry.evaluator, what))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     evaluate = _load("ssmrl.evaluation:evaluate_cli", "ssmrl eval")
-    return evaluate(args)
+    return evaluate(args, _open_for_eval)
 
 
 def cmd_imagine(args: argparse.Namespace) -> int:
-    imagine = _load("agents.dreamer.imagine:imagine_cli", "ssmrl imagine")
-    return imagine(args)
+    return _load(TOOLS["imagine"], "ssmrl imagine")(args)
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
-    dataset = _load("agents.sac.dataset_cli:dataset_cli", "ssmrl dataset")
-    return dataset(args)
+    return _load(TOOLS["dataset"], "ssmrl dataset")(args)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Print the config that ``ssmrl train|offline WORDS`` would run with, as YAML; creates nothing."""
+    from ssmrl.cli.config import Config, check
+    from ssmrl.runs.config import dump_yaml, from_dict
+
+    merged, entry = check(args.words)
+    cfg = from_dict(Config, merged)
+    print(f"# agent {entry.name} ({entry.kind}; run with: ssmrl {entry.command}); "
+          f"sections: {', '.join(entry.sections)}")
+    print(dump_yaml(cfg), end="")
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -165,10 +187,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return result if isinstance(result, int) else 0
 
 
+def _presets_help(root: Path = CONFIG_ROOT) -> str:
+    lines = []
+    for group in preset_groups(root):
+        found = sorted(p.stem for p in (root / group).glob("*.yaml"))
+        shown = ", ".join(f"{n}/<name>" for n in found) if group == "env" else ", ".join(found)
+        lines.append(f"  {group + '=':<8}{shown}")
+    return "\n".join(lines)
+
+
+def _epilog() -> str:
+    from ssmrl.cli.config import sections_help
+
+    agents = "\n".join(f"  ssmrl {c + ':':<9}{', '.join(names(command=c))}" for c in ("train", "offline"))
+    return (EPILOG + f"""
+agents (agents/registry.py; agent=NAME):
+{agents}
+
+presets (group=name words; configs/<group>/<name>.yaml, merged over configs/defaults.yaml in the order agent, env,
+size):
+{_presets_help()}
+
+keys (key.sub=value words; values are YAML): agent, size, seed, device at the top level, then the sections the
+agent reads (a run's config.yaml holds only those; a key of another section is an error):
+{sections_help()}
+`ssmrl config WORDS...` prints the resolved config of WORDS without creating anything.
+""")
+
+
 # --- parser -----------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ssmrl", description="Model-based RL with state space models.", epilog=EPILOG,
+        prog="ssmrl", description="Model-based RL with state space models.", epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -206,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: <run>/videos/imagine-<step>)")
     p.set_defaults(func=cmd_imagine)
 
+    p = sub.add_parser("config", help="print the resolved config of presets and overrides (YAML); creates nothing",
+                       description="Print the config tree that ssmrl train/offline would run with for WORDS, as YAML "
+                                   "(only the sections the chosen agent reads); nothing is created.")
+    p.add_argument("words", nargs="*", help=words_help)
+    p.set_defaults(func=cmd_config)
+
     p = sub.add_parser("dataset", help="collect or inspect offline datasets (D4RL-style HDF5, Minari)")
     p.add_argument("action", choices=["collect", "info"])
     p.add_argument("words", nargs="*", help="collect: env=mujoco/Hopper levels=medium size=... ; info: PATH")
@@ -229,18 +285,29 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
-    except (ConfigError, CheckpointError, NotAvailable, FileNotFoundError) as err:
-        print(f"ssmrl {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # after work started: disk full, a directory turned read-only, ...
-        print(f"ssmrl {args.command}: error: {err}", file=sys.stderr)
-        return 1
-    except Interrupted as err:
-        print(f"ssmrl {args.command}: {err}", file=sys.stderr)
-        return 128 + err.signum
+    except Exception as err:
+        status = _exit_status(err)
+        if status is None:
+            raise
+        print(f"ssmrl {args.command}: {'' if isinstance(err, Interrupted) else 'error: '}{err}", file=sys.stderr)
+        return status
     except KeyboardInterrupt:
         print(f"ssmrl {args.command}: interrupted; the last checkpoint is kept, run the same command to resume", file=sys.stderr)
         return 130
+
+
+def _exit_status(err: Exception) -> int | None:
+    """2 for bad input (config, checkpoint, missing file or piece), 1 for an OSError after work started, 128 +
+    signal for an interrupt; None: not ours to report."""
+    checkpoint = sys.modules.get("ssmrl.runs.checkpoint")  # not imported (torch) when nothing touched a checkpoint
+    if isinstance(err, (ConfigError, NotAvailable, FileNotFoundError)) or (
+            checkpoint is not None and isinstance(err, checkpoint.CheckpointError)):
+        return 2
+    if isinstance(err, OSError):  # after work started: disk full, a directory turned read-only, ...
+        return 1
+    if isinstance(err, Interrupted):
+        return 128 + err.signum
+    return None
 
 
 if __name__ == "__main__":

@@ -3,6 +3,14 @@
 A config is a tree of dataclasses. Presets and overrides are plain nested dicts that are deep-merged in order and
 only then turned into dataclasses, so that an unknown key or a value of the wrong type is reported with its full
 dotted name (``wm.backbone.d_model``) instead of failing somewhere deep in a learner.
+
+Two hooks let a schema shape itself (both optional, both read by :func:`from_dict` and :func:`to_dict`):
+
+- a class with a ``select_schema(data) -> (dataclass, data)`` classmethod stands for the dataclass it picks from
+  the data (the run config picks its agent's sections, ``ssmrl.cli.config.Config``);
+- a dataclass's ``__config_hidden__`` maps fields that something else sets to the key that does (the ``offline``
+  section's ``updates`` is the run's ``train.steps``): they are never written out, and giving one is an error
+  that names the key to use.
 """
 from __future__ import annotations
 
@@ -149,11 +157,17 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
 
 def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a nested dict; unknown keys and wrong types raise ``ConfigError``."""
+    select = getattr(cls, "select_schema", None)
+    if select is not None:
+        cls, data = select(data)
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    hidden = _hidden(cls)
+    where = f"{prefix}." if prefix else ""
+    for name in sorted(set(data) & set(hidden)):
+        raise ConfigError(f"{where}{name} is not a key here: it is set by {hidden[name]}")
+    names = {f.name for f in dataclasses.fields(cls) if f.init} - set(hidden)
     unknown = sorted(set(data) - names)
     if unknown:
-        where = f"{prefix}." if prefix else ""
         raise ConfigError(
             f"unknown config key {where}{unknown[0]!s}; valid keys{' of ' + prefix if prefix else ''}: {sorted(names)}"
         )
@@ -174,10 +188,15 @@ def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
         raise ConfigError(f"{prefix or 'config'}: {err}") from err
 
 
+def _hidden(cls: type) -> dict[str, str]:
+    return dict(getattr(cls, "__config_hidden__", None) or {})
+
+
 def to_dict(config: Any) -> Any:
     """Dataclass tree -> plain nested dicts/lists (YAML-safe)."""
     if dataclasses.is_dataclass(config):
-        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+        hidden = _hidden(type(config))
+        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config) if f.name not in hidden}
     if isinstance(config, (list, tuple)):
         return [to_dict(v) for v in config]
     if isinstance(config, dict):

@@ -25,8 +25,22 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from ssmrl.runs.checkpoint import Checkpointer, atomic_write
 from ssmrl.runs.config import ConfigError, deep_merge, dump_yaml, flatten, from_dict, load_yaml, resolve_args
+
+
+def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    """:func:`ssmrl.runs.checkpoint.atomic_write`, imported when first used (that module loads torch; a config
+    or ``--help`` never needs it)."""
+    from ssmrl.runs.checkpoint import atomic_write as write_atomically
+
+    write_atomically(path, write, mode)
+
+
+def _checkpointer(directory: Path):
+    from ssmrl.runs.checkpoint import Checkpointer
+
+    return Checkpointer(directory)
+
 
 PACKAGES = ("ssmrl", "torch", "numpy", "gymnasium", "ale-py", "dm-control", "mujoco", "triton", "h5py", "tensorboard")
 
@@ -128,7 +142,7 @@ class Run:
         self.directory = Path(self.directory)
         for sub in ("checkpoints", "videos", "tb"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
-        self.checkpointer = Checkpointer(self.directory / "checkpoints")
+        self.checkpointer = _checkpointer(self.directory / "checkpoints")
         self._writer = None
         self._purge_step: int | None = None
 
@@ -196,7 +210,7 @@ class Run:
         if validate is not None:
             validate(config)
         steps = getattr(getattr(config, "train", None), "steps", None)
-        done = Checkpointer(directory / "checkpoints").latest_step()
+        done = _checkpointer(directory / "checkpoints").latest_step()
         if "train.steps" in changes and steps is not None and done is not None and steps < done:
             raise ConfigError(f"train.steps={steps} is below the run's progress ({done} at the latest checkpoint "
                               f"of {directory}); give at least {done}")
