@@ -6,7 +6,7 @@ import pytest
 
 from ssmrl.cli.main import main
 
-SUBCOMMANDS = ["train", "eval", "imagine", "offline", "dataset", "bench"]
+SUBCOMMANDS = ["train", "eval", "imagine", "offline", "config", "dataset", "bench"]
 
 
 def _ssmrl(*args):

@@ -1,5 +1,6 @@
 """Every command line the docs and the --help texts show parses: the ssmrl arguments with the CLI's own parser,
-and the train/offline words through the config loader (unknown keys, wrong types and bad values would fail)."""
+and the train/offline/config words through the config loader and the CLI's checks (unknown keys, keys the agent
+does not read, wrong types and bad values would fail)."""
 from __future__ import annotations
 
 import re
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ssmrl.cli.main import EPILOG, build_parser
-from ssmrl.runs.config import from_dict, resolve_args
-from ssmrl.cli.config import Config
+from ssmrl.cli.config import Config, check
+from ssmrl.runs.config import from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", ROOT / "docs" / "architecture.md"]
@@ -20,7 +21,7 @@ def _command_lines() -> list[tuple[str, str]]:
     found = []
     for path in DOCS:
         for line in path.read_text().splitlines():
-            for match in re.finditer(r"(?:^|`)(ssmrl (?:train|offline|eval|imagine|bench|dataset)\b[^`#]*)", line):
+            for match in re.finditer(r"(?:^|`)(ssmrl (?:train|offline|eval|imagine|config|bench|dataset)\b[^`#]*)", line):
                 found.append((path.name, match.group(1).strip()))
             for match in re.finditer(r'RUN_ARGS="([^"]*)"', line):
                 found.append((path.name, "ssmrl train " + match.group(1)))
@@ -35,9 +36,9 @@ def _command_lines() -> list[tuple[str, str]]:
 def test_documented_command_parses(where, command):
     argv = shlex.split(command)[1:]
     args, extra = build_parser().parse_known_args(argv)
-    if args.command in ("train", "offline"):
+    if args.command in ("train", "offline", "config"):
         words = list(args.words) + [w for w in extra if "=" in w]
-        merged, _ = resolve_args(words)
+        merged, _ = check(words, None if args.command == "config" else args.command)
         from_dict(Config, merged)
     else:
         assert not [w for w in extra if not w.startswith("-") and "=" not in w], extra
