@@ -183,6 +183,10 @@ def test_a_run_writes_only_its_sections_and_old_run_directories_still_resume(tmp
     assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] == 60
     assert list(load_yaml(run / "config.yaml")) == list(COMMON_KEYS) + ["env", "train"]
     assert main(["eval", str(run), "--episodes", "1", "--out", str(tmp_path / "e.json")]) == 0
+    assert main(["train", "--run-dir", str(run), "train.steps=80"]) == 0  # the run's own agent, no words needed
+    capsys.readouterr()
+    assert main(["offline", "--run-dir", str(run), "train.steps=100"]) == 2
+    _one_line_error(capsys, "agent 'random' runs with ssmrl train")
     # a key of a section the run does not read is refused on resume too, and nothing is rewritten
     before = (run / "config.yaml").read_text()
     capsys.readouterr()
