@@ -71,7 +71,7 @@ def replay_videos(run: Run, agent: DreamerAgent, replay: ReplayBuffer, step: int
     """Periodic open-loop videos from replay windows: ``videos/step-<step>/`` and TensorBoard images."""
     if agent.spaces["image_shape"] is None:
         return
-    from agents.dreamer.imagine import write_videos
+    from agents.dreamer.videos import write_videos
 
     context, horizon = agent.cfg.imag_context, 2 * agent.cfg.horizon
     # A private generator: videos must not shift the learner's random streams.
