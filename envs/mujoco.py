@@ -12,6 +12,8 @@ Presets: ``HalfCheetah``, ``Hopper``, ``Walker2d``, ``Ant`` (any other Gymnasium
   ``info["settings"]`` at reset. All randomness comes from ``reset(seed=...)``, passed to the MuJoCo env.
 - :func:`normalized_score` gives D4RL-normalised scores from D4RL's reference returns; v5 envs differ from
   D4RL's v2 ones (observations, Ant's contact forces), so such scores are only indicative.
+- :func:`make_task` builds the task an offline dataset names (``hopper``, ``mujoco/Hopper``, ``Hopper-v5``, any
+  Gymnasium ``Name-vN``) with flat observations: the one place SAC collection and offline evaluation get their envs.
 """
 from __future__ import annotations
 
@@ -141,3 +143,42 @@ def make(name: str, render_mode: str | None = None, **overrides: Any) -> MujocoE
     if "render_size" in overrides:
         overrides["render_size"] = tuple(overrides["render_size"])
     return MujocoEnv(MujocoConfig(name=name, **overrides), render_mode)
+
+
+# D4RL task names (lower case) -> Gymnasium MuJoCo v5 ids
+D4RL_TASKS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5", "ant": "Ant-v5"}
+
+
+def gym_id(task: str) -> str:
+    """``Hopper`` / ``hopper`` / ``mujoco/Hopper`` / ``Hopper-v5`` -> ``Hopper-v5``; other ``X-vN`` ids pass through."""
+    name = task.split("/", 1)[1] if task.startswith("mujoco/") else task
+    if "-v" in name:
+        return name
+    key = name.lower()
+    if key not in D4RL_TASKS:
+        raise ValueError(f"unknown MuJoCo task {task!r}; expected one of {sorted(D4RL_TASKS)} or a Gymnasium id 'Name-vN'")
+    return D4RL_TASKS[key]
+
+
+def task_key(task: str) -> str:
+    """The D4RL task key (``hopper``) of a task name, used for reference scores and file names."""
+    return gym_id(task).split("-v")[0].lower()
+
+
+def make_task(task: str, seed: int | None = None, max_episode_steps: int | None = None) -> gym.Env:
+    """The env of an offline task with flat float32 observations (the form D4RL-style datasets store).
+
+    The four D4RL tasks in their v5 version are this suite's envs (``mujoco/<Name>`` with ``flat_obs=True``); any
+    other Gymnasium id is made by Gymnasium directly. ``seed`` seeds the first reset and the action space.
+    """
+    gid = gym_id(task)
+    preload_triton()  # before MuJoCo may open Mesa's GL in this process (see envs.rendering)
+    name = gid.split("-v")[0]
+    if gid.endswith("-v5") and name.lower() in D4RL_TASKS:
+        env = make(name, flat_obs=True, **({} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}))
+    else:
+        env = gym.make(gid, max_episode_steps=max_episode_steps) if max_episode_steps else gym.make(gid)
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env

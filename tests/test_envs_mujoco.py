@@ -73,3 +73,17 @@ def test_names_and_scores():
     assert mj.normalized_score("Hopper", 3234.3) == pytest.approx(100.0)
     assert mj.normalized_score("Hopper", -20.272305) == pytest.approx(0.0)
     assert mj.normalized_score("Walker2d", (1.629008 + 4592.3) / 2) == pytest.approx(50.0)
+
+
+def test_offline_tasks_are_made_here_with_flat_observations():
+    """``make_task`` (SAC collection and offline evaluation): D4RL names -> this suite's v5 envs, flat float32."""
+    assert mj.gym_id("hopper") == mj.gym_id("mujoco/Hopper") == mj.gym_id("Hopper") == "Hopper-v5"
+    assert mj.gym_id("Hopper-v4") == "Hopper-v4" and mj.task_key("mujoco/Walker2d") == "walker2d"
+    with pytest.raises(ValueError, match="unknown MuJoCo task 'Cheetah'"):
+        mj.gym_id("Cheetah")
+    env = mj.make_task("halfcheetah", seed=3, max_episode_steps=7)
+    assert isinstance(env.unwrapped, mj.MujocoEnv) and env.observation_space.shape == (17,)
+    obs, info = env.reset(seed=3)
+    assert obs.dtype == np.float32 and info["settings"]["max_episode_steps"] == 7
+    np.testing.assert_array_equal(obs, mj.make("HalfCheetah", flat_obs=True).reset(seed=3)[0])
+    assert env.action_space.sample().tolist() == mj.make_task("halfcheetah", seed=3).action_space.sample().tolist()

@@ -220,9 +220,9 @@ def train_offline(cfg: OfflineConfig, dataset: str | dict[str, np.ndarray], meta
     data = trainer.data if trainer is not None else OfflineData(arrays, cfg.context, cfg.rtg_scale, cfg.model.max_timestep, meta)
     trainer = trainer or OfflineTrainer(cfg, data)
     if env_fn is None and task is not None:
-        from agents.sac.envs import make_env
+        from envs.mujoco import make_task
 
-        env_fn = lambda s: make_env(task, seed=s)  # noqa: E731
+        env_fn = lambda s: make_task(task, seed=s)  # noqa: E731
     target, target_src = target_return_for(cfg, task, meta) if task is not None else (cfg.target_return, "config")
     evals: list[dict] = []
     env_label = _env_label(env_fn)  # the evaluated env's id with its version, once per run
@@ -280,9 +280,9 @@ def evaluate_checkpoint(cfg: OfflineConfig, checkpoint: dict[str, Any], episodes
         raise ConfigError("no evaluation env is known for this run (offline.env, and the dataset's metadata and "
                           "name, say none): set offline.env=hopper|halfcheetah|walker2d|ant|<Gymnasium id>")
     if env_fn is None:
-        from agents.sac.envs import make_env
+        from envs.mujoco import make_task
 
-        env_fn = lambda s: make_env(task, seed=s)  # noqa: E731
+        env_fn = lambda s: make_task(task, seed=s)  # noqa: E731
     if target_return is None:
         target_return = target_return_for(cfg, task, meta)[0]
     rets = evaluate(model, stats, env_fn, target_return, episodes, seed, cfg.max_eval_steps, cfg.device,

@@ -20,10 +20,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.offline.io import write_d4rl, write_minari
 from agents.sac.config import CollectConfig
-from agents.sac.envs import gym_id, make_env, task_key
 from agents.sac.sac import SAC, Actor, ReplayBuffer, actor_policy, evaluate_policy, train_sac
+from envs.mujoco import gym_id, make_task, task_key
+from ssmrl.replay.offline import write_d4rl, write_minari
 
 
 
@@ -93,8 +93,8 @@ def collect_datasets(cfg: CollectConfig, log: Callable[[str], None] | None = pri
     """
     log = log or (lambda s: None)
     t0 = time.perf_counter()
-    env = make_env(cfg.env, seed=cfg.seed, max_episode_steps=cfg.max_episode_steps)
-    eval_env = make_env(cfg.env, seed=cfg.seed + 10_000, max_episode_steps=cfg.max_episode_steps)
+    env = make_task(cfg.env, seed=cfg.seed, max_episode_steps=cfg.max_episode_steps)
+    eval_env = make_task(cfg.env, seed=cfg.seed + 10_000, max_episode_steps=cfg.max_episode_steps)
     space = env.action_space
     snapshots: list[dict[str, Any]] = []
 
@@ -145,7 +145,7 @@ def collect_datasets(cfg: CollectConfig, log: Callable[[str], None] | None = pri
         policies["expert"] = actor_policy(actor_from(expert), space, deterministic=not cfg.stochastic, generator=gen)
 
     # dataset-own normalisation references: random policy and expert policy returns (as D4RL's REF_MIN/MAX)
-    ref_env = make_env(cfg.env, seed=cfg.seed + 30_000, max_episode_steps=cfg.max_episode_steps)
+    ref_env = make_task(cfg.env, seed=cfg.seed + 30_000, max_episode_steps=cfg.max_episode_steps)
     refs = {"ref_min_score": float(np.mean(evaluate_policy(ref_env, random_policy, cfg.reference_episodes, cfg.seed + 30_000).returns))}
     if need_sac:
         refs["ref_max_score"] = float(np.mean(evaluate_policy(ref_env, policies["expert"], cfg.reference_episodes, cfg.seed + 31_000).returns))

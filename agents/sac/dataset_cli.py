@@ -26,7 +26,7 @@ def collect_cli(words: list[str], out: str | None) -> int:
     if out:
         data["out_dir"] = out
     cfg = from_dict(CollectConfig, data)
-    from agents.sac.envs import gym_id
+    from envs.mujoco import gym_id
 
     try:
         gym_id(cfg.env)  # a typo'd env fails here, before any training or file
