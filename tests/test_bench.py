@@ -93,6 +93,7 @@ def test_suite_words_after_envs_are_overrides_and_unknown_env_ids_are_refused(tm
     import argparse
 
     import ssmrl.bench.suite as suite
+    from ssmrl.bench import bench_cli
 
     seen = {}
 
@@ -103,10 +104,10 @@ def test_suite_words_after_envs_are_overrides_and_unknown_env_ids_are_refused(tm
     monkeypatch.setattr(suite, "run_suite", fake_run_suite)
     rest = ["memory", "--agents", "random", "seed=1", "--envs", "memory/four-rooms", "size=debug",
             "--out", str(tmp_path / "s")]
-    assert suite.bench_cli(argparse.Namespace(name="suite", rest=rest)) == 0
+    assert bench_cli(argparse.Namespace(name="suite", rest=rest)) == 0
     assert seen == {"agents": ["random"], "envs": ["memory/four-rooms"], "words": ["seed=1", "size=debug"]}
     with pytest.raises(SystemExit) as exit_info:
-        suite.bench_cli(argparse.Namespace(name="suite", rest=["memory", "--agents", "random", "--envs", "Pong"]))
+        bench_cli(argparse.Namespace(name="suite", rest=["memory", "--agents", "random", "--envs", "Pong"]))
     assert exit_info.value.code == 2 and "not env ids of the memory suite" in capsys.readouterr().err
 
 

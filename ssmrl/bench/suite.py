@@ -175,11 +175,8 @@ def collect(out: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(Path(out).glob("*/*/seed*/done.json"))]
 
 
-def bench_cli(args: argparse.Namespace) -> int:
-    if args.name == "report":
-        from ssmrl.bench.report import report_cli
-
-        return report_cli(args.rest)
+def suite_cli(argv: list[str]) -> int:
+    """``ssmrl bench suite ...`` (``argv`` after ``suite``); 0 when every cell finished, else 1."""
     parser = argparse.ArgumentParser(prog="ssmrl bench suite", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="key=value words (presets and overrides for every cell, e.g. size=debug "
@@ -194,7 +191,7 @@ def bench_cli(args: argparse.Namespace) -> int:
     parser.add_argument("--address", default=None, help="ray backend: cluster address (default: $RAY_ADDRESS or a local instance)")
     parser.add_argument("--cpus-per-cell", type=float, default=1.0)
     parser.add_argument("--gpus-per-cell", type=float, default=0.0)
-    opts, words = parser.parse_known_args(args.rest)
+    opts, words = parser.parse_known_args(argv)
     bad = [w for w in words if "=" not in w or w.startswith("-")]
     if bad:
         parser.error(f"unrecognized arguments: {' '.join(bad)}")
