@@ -235,6 +235,28 @@ def test_backbone_forward_equals_step_and_chunks(name):
         assert torch.allclose(y_fresh, y[:1, 5:9], atol=1e-5)
 
 
+def test_ssm_layers_get_exactly_their_options_and_an_unknown_option_is_an_error(monkeypatch):
+    """Each layer kind is built with its own SSMConfig fields, all of them reaching the layer; an option its class
+    does not take is an error naming it (it used to be dropped silently)."""
+    from ssmrl.world_models import backbones
+
+    cfg = dict(d_state=4, expand=3, headdim=8, d_conv=3, chunk_size=5, backend="torch")
+    expect = {"mamba2": ("d_state", "expand", "headdim", "d_conv", "chunk_size", "backend"),
+              "mamba": ("d_state", "expand", "d_conv", "backend"), "s4d": ("d_state", "backend"),
+              "s5": ("d_state", "backend")}
+    for layer, names in expect.items():
+        assert backbones.ssm_layer_options(SSMConfig(layer=layer, **cfg)) == {k: cfg[k] for k in names}
+        built = backbones.ssm_layer_factory(SSMConfig(layer=layer, **cfg), 24)()
+        assert built.d_state == 4 and built.backend == "torch"
+    mamba2 = backbones.ssm_layer_factory(SSMConfig(layer="mamba2", **cfg), 24)()
+    assert (mamba2.d_inner, mamba2.headdim, mamba2.d_conv, mamba2.chunk_size) == (72, 8, 3, 5)
+    monkeypatch.setitem(backbones._SSM_LAYERS, "s4d", ("ssmrl.ssm.s4d", "S4D", ("d_state", "headdim")))
+    with pytest.raises(TypeError, match="headdim"):
+        SSMBackbone(SSMConfig(layer="s4d", block="s4wm", n_layers=1, **cfg), 24)
+    with pytest.raises(ValueError, match="ssm.layer must be one of"):
+        backbones.ssm_layer_options(SSMConfig(layer="lstm"))
+
+
 def test_standin_prenorm_stack_matches_hand_composition():
     bb = BACKBONES["standin-prenorm"]
     u = torch.randn(2, 6, 16, generator=torch.Generator().manual_seed(2))

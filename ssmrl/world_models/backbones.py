@@ -19,7 +19,6 @@ Kinds (``WorldModelConfig.backbone``):
 from __future__ import annotations
 
 import importlib
-import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -29,12 +28,14 @@ import torch.nn.functional as F
 
 from .config import GRUConfig, SSMConfig, TransformerConfig
 
-# module and class of each SSM layer kind (imported lazily so that the other backbones work without them)
+# Each SSM layer kind: its module and class (imported lazily so that the other backbones work without them) and the
+# ``SSMConfig`` fields it is built with, passed by name. The other fields are other layers' settings and are not
+# passed; a field named here that the class does not take is an error naming it.
 _SSM_LAYERS = {
-    "mamba2": ("ssmrl.ssm.mamba2", "Mamba2"),
-    "mamba": ("ssmrl.ssm.mamba", "Mamba"),
-    "s4d": ("ssmrl.ssm.s4d", "S4D"),
-    "s5": ("ssmrl.ssm.s5", "S5"),
+    "mamba2": ("ssmrl.ssm.mamba2", "Mamba2", ("d_state", "expand", "headdim", "d_conv", "chunk_size", "backend")),
+    "mamba": ("ssmrl.ssm.mamba", "Mamba", ("d_state", "expand", "d_conv", "backend")),
+    "s4d": ("ssmrl.ssm.s4d", "S4D", ("d_state", "backend")),
+    "s5": ("ssmrl.ssm.s5", "S5", ("d_state", "backend")),
 }
 
 
@@ -55,21 +56,23 @@ def _check_u(u: torch.Tensor, d_model: int, dims: int, name: str) -> None:
 # ---------------------------------------------------------------------------------------------- SSM
 
 
-def ssm_layer_factory(cfg: SSMConfig, d_model: int) -> Callable[[], nn.Module]:
-    """A zero-argument constructor of one SSM layer of kind ``cfg.layer`` with the config's sizes (only the
-    keyword arguments the layer's constructor accepts are passed)."""
+def ssm_layer_options(cfg: SSMConfig) -> dict[str, Any]:
+    """The keyword arguments a layer of kind ``cfg.layer`` is built with: its ``SSMConfig`` fields (``_SSM_LAYERS``)."""
     if cfg.layer not in _SSM_LAYERS:
         raise ValueError(f"ssm.layer must be one of {tuple(_SSM_LAYERS)}, got {cfg.layer!r}")
-    module_name, class_name = _SSM_LAYERS[cfg.layer]
+    return {name: getattr(cfg, name) for name in _SSM_LAYERS[cfg.layer][2]}
+
+
+def ssm_layer_factory(cfg: SSMConfig, d_model: int) -> Callable[[], nn.Module]:
+    """A zero-argument constructor of one SSM layer of kind ``cfg.layer`` with :func:`ssm_layer_options`, passed as
+    they are: an option the class does not take raises ``TypeError`` naming it when a layer is built."""
+    options = ssm_layer_options(cfg)
+    module_name, class_name, _ = _SSM_LAYERS[cfg.layer]
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as e:  # pragma: no cover - only while the layer is missing
         raise ImportError(f"ssm.layer={cfg.layer!r} needs {module_name}.{class_name}: {e}") from e
-    wanted = dict(d_state=cfg.d_state, expand=cfg.expand, headdim=cfg.headdim, d_conv=cfg.d_conv,
-                  chunk_size=cfg.chunk_size, backend=cfg.backend)
-    params = inspect.signature(cls).parameters
-    kwargs = {k: v for k, v in wanted.items() if k in params}
-    return lambda: cls(d_model, **kwargs)
+    return lambda: cls(d_model, **options)
 
 
 class S4WMBlock(nn.Module):
