@@ -49,7 +49,7 @@ def setup(words: list[str], seed: int, extra_steps: int = 0):
     returns (cfg, agent, replay, engine, action_space, seconds per random env step). Shared with
     ``profile_train.py``."""
     import envs
-    from agents.dreamer.agent import DreamerAgent, replay_config, space_info
+    from agents.dreamer.agent import DreamerAgent, replay_config
     from ssmrl.replay import ReplayBuffer
     from ssmrl.rollout import RandomPolicy, RolloutConfig, RolloutEngine
     from ssmrl.runs.schema import resolve_device
@@ -62,10 +62,9 @@ def setup(words: list[str], seed: int, extra_steps: int = 0):
     dcfg = cfg.dreamer
     probe = envs.make(cfg.env.id, **cfg.env.options)
     probe.reset(seed=seed)
-    spaces = space_info(probe.observation_space, probe.action_space)
-    action_space = probe.action_space
+    spec, action_space = envs.env_spec(probe), probe.action_space
     probe.close()
-    agent = DreamerAgent(cfg.wm, cfg.ac, dcfg, spaces, resolve_device(cfg.device), seed=seed)
+    agent = DreamerAgent(cfg.wm, cfg.ac, dcfg, spec, resolve_device(cfg.device), seed=seed)
 
     # Enough random steps for every sampled window (world-model windows are seq_len long).
     fill = max(dcfg.seq_len, dcfg.imag_context) + 64

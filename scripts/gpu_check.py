@@ -247,17 +247,18 @@ def drama_checks(device: str, smoke: bool, updates: int) -> dict:
 
     from agents.dreamer.agent import DreamerAgent
     from agents.dreamer.config import ActorCriticConfig, DreamerConfig, WorldModelSection
+    from envs.spec import EnvSpec, ObservationSpec
 
     out = {}
 
     def updates_run():
         size = "debug" if smoke else "drama"
-        spaces = {"image_shape": (64, 64, 3), "vector_dim": None, "action_dim": 18, "discrete": True}
+        spec = EnvSpec((ObservationSpec("image", (64, 64, 3), "uint8"),), action_dim=18, discrete=True)
         cfg = (DreamerConfig(batch_size=2, seq_len=8, imag_batch=4, imag_context=4, horizon=3, imag_starts="posterior")
                if smoke else DreamerConfig(batch_size=16, seq_len=64, imag_batch=1024, horizon=15,
                                            imag_starts="posterior"))
         ac = ActorCriticConfig() if not smoke else ActorCriticConfig(actor_units=16, critic_units=16, num_bins=15)
-        agent = DreamerAgent(WorldModelSection("drama", size), ac, cfg, spaces, torch.device(device), seed=0)
+        agent = DreamerAgent(WorldModelSection("drama", size), ac, cfg, spec, torch.device(device), seed=0)
         g = torch.Generator().manual_seed(0)
         b, l = cfg.batch_size, cfg.seq_len
         arrays = {"image": torch.randint(0, 256, (b, l, 64, 64, 3), generator=g, dtype=torch.uint8).numpy(),

@@ -14,6 +14,7 @@ from torch.overrides import TorchFunctionMode
 import ssmrl.ssm.s4d as s4d_module
 from agents.dreamer.agent import DreamerAgent
 from agents.dreamer.config import ActorCriticConfig, DreamerConfig, WorldModelSection
+from envs.spec import EnvSpec, ObservationSpec
 from ssmrl.replay import ReplayBuffer, ReplayConfig
 from ssmrl.world_models import PRESETS
 
@@ -49,10 +50,11 @@ def _replay() -> ReplayBuffer:
 @pytest.mark.parametrize("preset", PRESETS)
 def test_a_dreamer_update_reads_nothing_back_from_the_device(monkeypatch, preset, imag_starts):
     monkeypatch.setattr(s4d_module, "_reads_segments", lambda u: False)  # the branch a GPU takes
-    spaces = {"image_shape": IMG, "vector_dim": VEC, "action_dim": A, "discrete": True}
+    spec = EnvSpec((ObservationSpec("image", IMG, "uint8"), ObservationSpec("vector", (VEC,), "float32")),
+                   action_dim=A, discrete=True)
     cfg = DreamerConfig(batch_size=3, seq_len=9, imag_batch=6, imag_context=4, horizon=3, imag_starts=imag_starts)
     ac = ActorCriticConfig(actor_units=16, critic_units=16, actor_layers=1, critic_layers=1, num_bins=15)
-    agent = DreamerAgent(WorldModelSection(preset, "debug"), ac, cfg, spaces, torch.device("cpu"), seed=0)
+    agent = DreamerAgent(WorldModelSection(preset, "debug"), ac, cfg, spec, torch.device("cpu"), seed=0)
     replay, gen = _replay(), torch.Generator().manual_seed(0)
     agent.update(replay, gen)
     with CountHostReads() as reads:
@@ -68,9 +70,9 @@ def test_the_counter_sees_a_host_read():
 
 
 def test_discrete_action_indices_are_checked_on_the_host_before_the_copy():
-    spaces = {"image_shape": None, "vector_dim": VEC, "action_dim": A, "discrete": True}
+    spec = EnvSpec((ObservationSpec("vector", (VEC,), "float32"),), action_dim=A, discrete=True)
     agent = DreamerAgent(WorldModelSection("drama", "debug"), ActorCriticConfig(actor_units=8, critic_units=8,
-                         actor_layers=1, critic_layers=1, num_bins=15), DreamerConfig(), spaces, torch.device("cpu"), seed=0)
+                         actor_layers=1, critic_layers=1, num_bins=15), DreamerConfig(), spec, torch.device("cpu"), seed=0)
     arrays = {"vector": np.zeros((1, 2, VEC), np.float32), "action": np.array([[0, A]]), "reward": np.zeros((1, 2)),
               "is_first": np.ones((1, 2), bool), "is_terminal": np.zeros((1, 2), bool)}
     with pytest.raises(ValueError, match=rf"must be in \[0, {A}\), got range \[0, {A}\]"):

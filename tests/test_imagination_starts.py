@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from envs.spec import EnvSpec, ObservationSpec
 from ssmrl.world_models import PRESETS, WorldModel, make_config
 from ssmrl.world_models.model import cat_states
 
@@ -96,11 +97,12 @@ def _agent(**dreamer):
     from agents.dreamer.agent import DreamerAgent
     from agents.dreamer.config import ActorCriticConfig, DreamerConfig, WorldModelSection
 
-    spaces = {"image_shape": IMG, "vector_dim": VEC, "action_dim": A, "discrete": True}
+    spec = EnvSpec((ObservationSpec("image", IMG, "uint8"), ObservationSpec("vector", (VEC,), "float32")),
+                   action_dim=A, discrete=True)
     cfg = DreamerConfig(**{"batch_size": 3, "seq_len": 9, "imag_batch": 6, "imag_context": 4, "horizon": 3,
                            **dreamer})
     ac = ActorCriticConfig(actor_units=16, critic_units=16, actor_layers=1, critic_layers=1, num_bins=15)
-    return DreamerAgent(WorldModelSection("drama", "debug"), ac, cfg, spaces, torch.device("cpu"), seed=0)
+    return DreamerAgent(WorldModelSection("drama", "debug"), ac, cfg, spec, torch.device("cpu"), seed=0)
 
 
 def test_posterior_starts_are_the_batch_states_at_the_last_steps_with_their_terminal_flags():
@@ -202,9 +204,10 @@ def test_the_acting_policy_clips_continuous_actions_to_the_env_range():
     from agents.dreamer.agent import DreamerAgent
     from agents.dreamer.config import ActorCriticConfig, DreamerConfig, WorldModelSection
 
-    spaces = {"image_shape": None, "vector_dim": VEC, "action_dim": 2, "discrete": False}
+    spec = EnvSpec((ObservationSpec("vector", (VEC,), "float32"),), action_dim=2, discrete=False,
+                   action_low=(-1.0, -1.0), action_high=(1.0, 1.0))
     ac = ActorCriticConfig(actor_units=16, critic_units=16, actor_layers=1, critic_layers=1, num_bins=15)
-    agent = DreamerAgent(WorldModelSection("s4wm", "debug"), ac, DreamerConfig(), spaces, torch.device("cpu"), seed=0)
+    agent = DreamerAgent(WorldModelSection("s4wm", "debug"), ac, DreamerConfig(), spec, torch.device("cpu"), seed=0)
     with torch.no_grad():
         agent.ac.actor.net[-1].bias.copy_(torch.tensor([3.0, -3.0, 5.0, 5.0]))  # loc near +-1, std at its max
     policy = agent.policy(generator=torch.Generator().manual_seed(0))

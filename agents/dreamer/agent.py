@@ -24,6 +24,7 @@ import torch
 
 from agents.dreamer.actor_critic import ActorCritic, ActorCriticLearner
 from agents.dreamer.config import ActorCriticConfig, DreamerConfig, WorldModelSection
+from envs.spec import EnvSpec
 from ssmrl.optim import build_optimizer, optimizer_step
 from ssmrl.replay.buffer import to_torch
 from ssmrl.replay.config import ReplayConfig
@@ -38,31 +39,15 @@ def replay_config(replay: ReplayConfig, cfg: DreamerConfig, **changes) -> Replay
     return dataclasses.replace(replay, dfs_imagination_divisor=divisor, **changes)
 
 
-def space_info(observation_space, action_space) -> dict[str, Any]:
-    """What the networks need from the env: image shape, vector size, action size, discrete or not."""
-    import gymnasium as gym
-
-    spaces = observation_space.spaces if isinstance(observation_space, gym.spaces.Dict) else None
-    if spaces is None:
-        is_image = observation_space.dtype == np.uint8 and len(observation_space.shape) >= 3
-        spaces = {"image" if is_image else "vector": observation_space}
-    unknown = sorted(set(spaces) - {"image", "vector"})
+def check_env_spec(spec: EnvSpec) -> None:
+    """What the Dreamer agent needs of an env: observations ``image`` and/or ``vector``, continuous actions in
+    [-1, 1]. Raises ValueError naming what differs."""
+    unknown = sorted(set(spec.keys) - {"image", "vector"})
     if unknown:
         raise ValueError(f"Dreamer understands observation keys 'image' and 'vector', the env also has {unknown}")
-    if isinstance(action_space, gym.spaces.Discrete):
-        action_dim, discrete = int(action_space.n), True
-    elif isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
-        if not (np.allclose(action_space.low, -1) and np.allclose(action_space.high, 1)):
-            raise ValueError(f"continuous actions must lie in [-1, 1] (got {action_space}); rescale the env")
-        action_dim, discrete = int(action_space.shape[0]), False
-    else:
-        raise ValueError(f"unsupported action space {action_space}")
-    return {
-        "image_shape": tuple(spaces["image"].shape) if "image" in spaces else None,
-        "vector_dim": int(np.prod(spaces["vector"].shape)) if "vector" in spaces else None,
-        "action_dim": action_dim,
-        "discrete": discrete,
-    }
+    if not spec.discrete and not (np.allclose(spec.action_low, -1) and np.allclose(spec.action_high, 1)):
+        raise ValueError(f"continuous actions must lie in [-1, 1] (got low {spec.action_low}, high "
+                         f"{spec.action_high}); rescale the env")
 
 
 @dataclass
@@ -77,18 +62,17 @@ class DreamerAgent:
     """World model + actor-critic + optimisers. ``state_dict`` holds everything a resume needs."""
 
     def __init__(self, wm_section: WorldModelSection, ac_cfg: ActorCriticConfig, cfg: DreamerConfig,
-                 spaces: dict[str, Any], device: torch.device, seed: int):
-        self.cfg, self.device, self.spaces = cfg, device, spaces
+                 spec: EnvSpec, device: torch.device, seed: int):
+        check_env_spec(spec)
+        self.cfg, self.device, self.spec = cfg, device, spec
         if device.type == "cuda":  # process-wide math mode of this (single-agent) training process
             torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
             torch.backends.cudnn.allow_tf32 = cfg.tf32
-        wm_cfg = make_config(wm_section.preset, wm_section.size, action_dim=spaces["action_dim"],
-                             image_shape=spaces["image_shape"], vector_dim=spaces["vector_dim"],
-                             discrete_actions=spaces["discrete"], **wm_section.overrides)
-        self.wm = WorldModel(wm_cfg, seed=seed).to(device)
+        self.wm = WorldModel(make_config(wm_section.preset, wm_section.size, env=spec, **wm_section.overrides),
+                             seed=seed).to(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 1)
-            self.ac = ActorCritic(self.wm.feat_dim, spaces["action_dim"], spaces["discrete"], ac_cfg).to(device)
+            self.ac = ActorCritic(self.wm.feat_dim, spec.action_dim, spec.discrete, ac_cfg).to(device)
         if self.ac.backprop_actor:
             # imagine() runs without gradients (REINFORCE for both action kinds); backprop through the world
             # model would silently train the actor on its entropy term alone.
@@ -107,8 +91,8 @@ class DreamerAgent:
     def to_batch(self, arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         """Replay arrays -> tensors on the agent's device (discrete action indices range-checked on the host
         first); with ``life_loss_terminal`` a lost life counts as a terminal step for the learner."""
-        if self.spaces["discrete"] and not np.issubdtype(arrays["action"].dtype, np.floating):
-            check_action_indices(arrays["action"], self.spaces["action_dim"])
+        if self.spec.discrete and not np.issubdtype(arrays["action"].dtype, np.floating):
+            check_action_indices(arrays["action"], self.spec.action_dim)
         batch = to_torch(arrays, self.device)
         if self.cfg.life_loss_terminal and "life_loss" in batch:
             batch["is_terminal"] = batch["is_terminal"] | batch["life_loss"]
@@ -210,9 +194,9 @@ class DreamerPolicy:
         first_t = torch.as_tensor(first, device=agent.device)
         _, features, state = agent.wm.observe_step(obs_t, first_t, state, generator=self.generator)
         action = agent.ac.act(features, sample=not self.greedy, generator=self.generator)
-        if not agent.spaces["discrete"]:
+        if not agent.spec.discrete:
             action = action.clamp(-1.0, 1.0)  # the env's range; the model sees what the env executes
         state = agent.wm.with_action(state, action)
-        if agent.spaces["discrete"]:
+        if agent.spec.discrete:
             return action.argmax(-1).cpu().numpy(), state
         return action.cpu().numpy().astype(np.float32), state

@@ -41,7 +41,7 @@ def imagine_cli(args: argparse.Namespace) -> int:
     run_dir, checkpoint = resolve_target(args.target)
     run = Run.load(run_dir, Config)
     agent, step = load_agent(run, checkpoint)
-    if agent.spaces["image_shape"] is None:
+    if agent.spec.image_shape is None:
         raise ConfigError(f"{run_dir}: the world model has no image decoder (vector observations only); nothing to render")
     if args.context < 1 or args.horizon < 1:
         raise ConfigError("--context and --horizon must be >= 1")

@@ -7,10 +7,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 
 import envs
-from agents.dreamer.agent import DreamerAgent, replay_config, space_info
+from agents.dreamer.agent import DreamerAgent, check_env_spec, replay_config
 from ssmrl.evaluation import play_episodes, summarize
 from ssmrl.replay import ReplayBuffer
 from ssmrl.rollout import RandomPolicy, RolloutConfig, RolloutEngine
@@ -23,13 +24,13 @@ from ssmrl.runs.schema import resolve_device
 from ssmrl.runs.seeding import GeneratorCheckpoint, Seeds, seed_everything
 
 
-def _spaces(cfg) -> tuple[dict, dict]:
+def _env_spec(cfg) -> tuple[envs.EnvSpec, gym.Space, dict]:
+    """The run's env once: its spec, its action space (for the warm-up policy) and its settings."""
     env = envs.make(cfg.env.id, **cfg.env.options)
     _, info = env.reset(seed=cfg.seed)
-    spaces = space_info(env.observation_space, env.action_space)
-    spaces["action_space"] = env.action_space
+    spec, action_space = envs.env_spec(env), env.action_space
     env.close()
-    return spaces, info.get("settings", {})
+    return spec, action_space, info.get("settings", {})
 
 
 def check(cfg, env) -> None:
@@ -39,20 +40,21 @@ def check(cfg, env) -> None:
     from ssmrl.runs.config import ConfigError
     from ssmrl.world_models import make_config
 
-    spaces = space_info(env.observation_space, env.action_space)
+    spec = envs.env_spec(env)
+    check_env_spec(spec)
     try:
-        make_config(cfg.wm.preset, cfg.wm.size, action_dim=spaces["action_dim"], image_shape=spaces["image_shape"],
-                    vector_dim=spaces["vector_dim"], discrete_actions=spaces["discrete"], **cfg.wm.overrides).validate()
+        make_config(cfg.wm.preset, cfg.wm.size, env=spec, **cfg.wm.overrides).validate()
     except (ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"wm: {err.args[0] if err.args else err}") from err
 
 
-def build_agent(run: Run) -> tuple[DreamerAgent, dict, dict]:
+def build_agent(run: Run) -> tuple[DreamerAgent, gym.Space, dict]:
+    """The run's agent (fresh weights), the env's action space and its settings."""
     cfg = run.config
-    spaces, settings = _spaces(cfg)
+    spec, action_space, settings = _env_spec(cfg)
     device = resolve_device(cfg.device)
-    agent = DreamerAgent(cfg.wm, cfg.ac, cfg.dreamer, spaces, device, seed=Seeds(cfg.seed).int("networks") % 2**31)
-    return agent, spaces, settings
+    agent = DreamerAgent(cfg.wm, cfg.ac, cfg.dreamer, spec, device, seed=Seeds(cfg.seed).int("networks") % 2**31)
+    return agent, action_space, settings
 
 
 def evaluate(run: Run, agent: DreamerAgent, step: int, episodes: int) -> dict:
@@ -69,7 +71,7 @@ def evaluate(run: Run, agent: DreamerAgent, step: int, episodes: int) -> dict:
 
 def replay_videos(run: Run, agent: DreamerAgent, replay: ReplayBuffer, step: int, sequences: int = 2) -> None:
     """Periodic open-loop videos from replay windows: ``videos/step-<step>/`` and TensorBoard images."""
-    if agent.spaces["image_shape"] is None:
+    if agent.spec.image_shape is None:
         return
     from agents.dreamer.videos import write_videos
 
@@ -91,7 +93,7 @@ def train(run: Run) -> None:
     dcfg = cfg.dreamer
     seeds = Seeds(cfg.seed)
     seed_everything(cfg.seed)
-    agent, spaces, settings = build_agent(run)
+    agent, action_space, settings = build_agent(run)
     run.update_info(env_settings=settings, parameters={"world_model": agent.wm.num_parameters(),
                                                        "actor_critic": sum(p.numel() for p in agent.ac.parameters())})
     print(f"world model {cfg.wm.preset}/{cfg.wm.size}: {agent.wm.num_parameters():,} parameters", flush=True)
@@ -101,7 +103,7 @@ def train(run: Run) -> None:
     replay = ReplayBuffer(replay_cfg)
     learn_gen = seeds.torch("learner", agent.device)
     act_gen = seeds.torch("acting", agent.device)
-    warmup = RandomPolicy(spaces["action_space"], num_envs, seed=seeds.int("warmup"))
+    warmup = RandomPolicy(action_space, num_envs, seed=seeds.int("warmup"))
     counters = {"env_steps": 0, "episodes": 0, "update_credit": 0.0, "last_eval": 0, "last_checkpoint": 0, "last_log": 0,
                 "last_video": 0}
     run.checkpointer.register(counters=counters, agent=agent, replay=replay, warmup=warmup,

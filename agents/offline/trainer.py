@@ -22,6 +22,7 @@ from agents.offline.decision_transformer import DecisionTransformer
 from agents.offline.io import load_dataset
 from agents.offline.pser import alpha_of, freeze_copy, pser_target, stage_of
 from agents.offline.scores import D4RL_REF_SCORES, _task, normalised_score
+from envs.spec import env_spec
 from ssmrl.runs.config import ConfigError
 
 
@@ -104,12 +105,12 @@ def evaluate(model: nn.Module, data: OfflineData | StateStats, env_fn: Callable[
     was_training = model.training
     model.eval()
     envs = [env_fn(seed + i) for i in range(episodes)]
-    space = envs[0].action_space
-    if isinstance(space, gym.spaces.Box) and (np.any(space.low < -1 - 1e-6) or np.any(space.high > 1 + 1e-6)):
+    spec = env_spec(envs[0])
+    if not spec.discrete and (min(spec.action_low) < -1 - 1e-6 or max(spec.action_high) > 1 + 1e-6):
         for e in envs:
             e.close()
         raise ConfigError(f"the policies' action heads are tanh (actions in [-1, 1]), but the evaluation env's "
-                          f"actions lie in [{space.low.min():g}, {space.high.max():g}]; rescale the env's actions")
+                          f"actions lie in [{min(spec.action_low):g}, {max(spec.action_high):g}]; rescale the env's actions")
     obs = np.stack([e.reset(seed=seed + i)[0] for i, e in enumerate(envs)]).astype(np.float32)
     returns = np.zeros(episodes)
     done = np.zeros(episodes, bool)

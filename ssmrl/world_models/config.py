@@ -2,7 +2,7 @@
 
 A preset (``drama``, ``s4wm``, ``s5wm``, ``rssm``, ``transformer``) fixes the *structure* (what the posterior,
 decoder and heads condition on, how the backbone input is built) and the backbone; a *size* (``debug``,
-``small``, ``drama``) fixes the widths. ``make_config(preset, size, action_dim=..., **overrides)`` builds one.
+``small``, ``drama``) fixes the widths. ``make_config(preset, size, env=EnvSpec, **overrides)`` builds one.
 
 Sources of the constants: Drama (ICLR 2025) for the encoder/decoder, the sequence-model input and the Mamba-2
 sizes; DreamerV3 for the latents, KL balancing, free bits, two-hot reward head and the GRU cell; S4WM
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 STRUCTURES = ("drama", "s4wm", "rssm")
 BACKBONES = ("ssm", "gru", "transformer")
@@ -288,13 +288,45 @@ def _nested(overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def make_config(preset: str = "drama", size: str = "drama", *, action_dim: int, **overrides: Any) -> WorldModelConfig:
-    """Build the config of a named preset at a named size, then apply ``overrides``.
+class EnvShapes(Protocol):
+    """What the world model reads from an environment: ``envs.spec.EnvSpec`` is one (the world model never imports
+    ``envs``; docs/architecture.md: it never knows which environment it serves)."""
 
-    Overrides are keyword arguments, nested dicts or dotted keys: ``make_config("s4wm", "debug",
-    action_dim=4, vector_dim=8, image_shape=None, **{"ssm.d_state": 8})``. Without an explicit
-    ``image_shape`` the size's default is used (debug 16x16, small 32x32, drama 64x64).
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None: ...  # (H, W, C) or None
+
+    @property
+    def vector_dim(self) -> int | None: ...
+
+    @property
+    def action_dim(self) -> int: ...
+
+    @property
+    def discrete(self) -> bool: ...
+
+
+_ENV_FIELDS = ("image_shape", "vector_dim", "discrete_actions")
+
+
+def make_config(preset: str = "drama", size: str = "drama", *, env: EnvShapes | None = None,
+                action_dim: int | None = None, **overrides: Any) -> WorldModelConfig:
+    """Build the config of a named preset at a named size for an environment, then apply ``overrides``.
+
+    ``env`` (an ``envs.spec.EnvSpec``) sets ``action_dim``, ``image_shape``, ``vector_dim`` and
+    ``discrete_actions``: ``make_config("drama", "debug", env=envs.env_spec(env))``. Without an env, give
+    ``action_dim`` (and the others as overrides; without ``image_shape`` the size's default is used: debug 16x16,
+    small 32x32, drama 64x64). Overrides are keyword arguments, nested dicts or dotted keys:
+    ``make_config("s4wm", "debug", action_dim=4, vector_dim=8, image_shape=None, **{"ssm.d_state": 8})``.
     """
+    if env is not None:
+        clash = sorted(({"action_dim"} if action_dim is not None else set()) | (set(_ENV_FIELDS) & set(overrides)))
+        if clash:
+            raise ValueError(f"make_config: {clash} come from env= (its EnvSpec); do not pass them as well")
+        action_dim = env.action_dim
+        overrides = {"image_shape": env.image_shape, "vector_dim": env.vector_dim, "discrete_actions": env.discrete,
+                     **overrides}
+    if action_dim is None:
+        raise TypeError("make_config needs env= (an envs.spec.EnvSpec) or action_dim=")
     if preset not in _PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
     if size not in _SIZES:
