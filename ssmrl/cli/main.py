@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -17,15 +16,13 @@ from agents.registry import AGENTS, TOOLS, AgentEntry, names
 from ssmrl.runs.config import CONFIG_ROOT, ConfigError, preset_groups
 from ssmrl.runs.interrupt import Interrupted
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-# ``ssmrl bench <name>`` -> script in scripts/ with a ``main(argv)`` function.
+# ``ssmrl bench <name>`` -> a program in scripts/ (installed as ``ssmrl_scripts``) with a ``main(argv)`` function.
 BENCH_SCRIPTS = {
-    "scan": "bench_scan.py",
-    "envs": "bench_envs.py",
-    "replay": "bench_replay.py",
-    "worldmodel": "bench_worldmodel.py",
-    "train": "bench_train.py",
+    "scan": "bench_scan",
+    "envs": "bench_envs",
+    "replay": "bench_replay",
+    "worldmodel": "bench_worldmodel",
+    "train": "bench_train",
 }
 
 EPILOG = """examples:
@@ -36,19 +33,10 @@ EPILOG = """examples:
 """
 
 
-class NotAvailable(RuntimeError):
-    """A sub-command or preset whose implementation has not landed."""
-
-
-def _load(target: str, what: str):
+def _load(target: str):
+    """The function a registry target ``"module:function"`` names (imported on first use: start-up stays fast)."""
     module_name, _, func = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name and (err.name == module_name or module_name.startswith(err.name + ".")):
-            raise NotAvailable(f"{what} is not available yet (module {module_name} is missing)") from err
-        raise
-    return getattr(module, func)
+    return getattr(importlib.import_module(module_name), func)
 
 
 def _default_run_dir(words: list[str]) -> Path:
@@ -89,7 +77,7 @@ def _check_run(cfg, entry: AgentEntry) -> None:
         raise ConfigError(f"env.id={cfg.env.id!r} with env.options={cfg.env.options}: {err}") from err
     try:
         if entry.check is not None:  # the learner's own checks (e.g. the world model's sizes and override keys)
-            _load(entry.check, f"agent {entry.name!r}")(cfg, env)
+            _load(entry.check)(cfg, env)
     finally:
         env.close()
 
@@ -114,7 +102,7 @@ def _run_trainer(args: argparse.Namespace, command: str) -> int:
     if args.from_checkpoint:
         run.checkpointer.recover(args.from_checkpoint)
     entry = AGENTS[run.config.agent]
-    trainer = _load(entry.trainer, f"agent {entry.name!r}")
+    trainer = _load(entry.trainer)
     print(f"run directory: {run.directory} ({'resuming' if run.resumed else 'new'})", file=sys.stderr)
     try:
         trainer(run)
@@ -142,22 +130,21 @@ def _open_for_eval(run_dir: Path):
     if entry.policy_loader is None and entry.evaluator is None:
         known = [n for n, e in AGENTS.items() if e.policy_loader or e.evaluator]
         raise CheckpointError(f"run {run_dir} was trained by agent {entry.name!r}, which eval does not know; known: {known}")
-    what = f"ssmrl eval of agent {entry.name!r}"
-    return (run, entry.policy_loader and _load(entry.policy_loader, what),
-            entry.evaluator and _load(entry.evaluator, what))
+    return (run, entry.policy_loader and _load(entry.policy_loader),
+            entry.evaluator and _load(entry.evaluator))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    evaluate = _load("ssmrl.evaluation:evaluate_cli", "ssmrl eval")
+    evaluate = _load("ssmrl.evaluation:evaluate_cli")
     return evaluate(args, _open_for_eval)
 
 
 def cmd_imagine(args: argparse.Namespace) -> int:
-    return _load(TOOLS["imagine"], "ssmrl imagine")(args)
+    return _load(TOOLS["imagine"])(args)
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
-    return _load(TOOLS["dataset"], "ssmrl dataset")(args)
+    return _load(TOOLS["dataset"])(args)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -175,14 +162,9 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.name in ("suite", "report"):
-        runner = _load("ssmrl.bench:bench_cli", f"ssmrl bench {args.name}")
+        runner = _load("ssmrl.bench:bench_cli")
         return runner(args)
-    script = REPO_ROOT / "scripts" / BENCH_SCRIPTS[args.name]
-    if not script.is_file():
-        raise NotAvailable(f"ssmrl bench {args.name} is not available yet ({script} is missing)")
-    spec = importlib.util.spec_from_file_location(f"ssmrl_bench_{args.name}", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = importlib.import_module(f"ssmrl_scripts.{BENCH_SCRIPTS[args.name]}")
     result = module.main(args.rest)
     return result if isinstance(result, int) else 0
 
@@ -300,7 +282,7 @@ def _exit_status(err: Exception) -> int | None:
     """2 for bad input (config, checkpoint, missing file or piece), 1 for an OSError after work started, 128 +
     signal for an interrupt; None: not ours to report."""
     checkpoint = sys.modules.get("ssmrl.runs.checkpoint")  # not imported (torch) when nothing touched a checkpoint
-    if isinstance(err, (ConfigError, NotAvailable, FileNotFoundError)) or (
+    if isinstance(err, (ConfigError, FileNotFoundError)) or (
             checkpoint is not None and isinstance(err, checkpoint.CheckpointError)):
         return 2
     if isinstance(err, OSError):  # after work started: disk full, a directory turned read-only, ...

@@ -15,6 +15,7 @@ Two hooks let a schema shape itself (both optional, both read by :func:`from_dic
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import types
 import typing
 from pathlib import Path
@@ -22,7 +23,15 @@ from typing import Any, Union
 
 import yaml
 
-CONFIG_ROOT = Path(__file__).resolve().parents[2] / "configs"
+def _config_root() -> Path:
+    """configs/ of the checkout, else the installed package data (ssmrl.configs; setup.py maps the folder there)."""
+    checkout = Path(__file__).resolve().parents[2] / "configs"
+    if checkout.is_dir():
+        return checkout
+    return Path(importlib.util.find_spec("ssmrl.configs").origin).parent
+
+
+CONFIG_ROOT = _config_root()
 
 
 class ConfigError(ValueError):

@@ -61,6 +61,8 @@ def package_versions() -> dict[str, str | None]:
 
 def git_commit() -> dict[str, Any]:
     root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():  # an installed package, not a checkout: no commit to record
+        return {"commit": None, "dirty": None}
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5)

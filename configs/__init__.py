@@ -1,0 +1,2 @@
+"""The preset YAML files (``agent/``, ``env/``, ``size/``, ``defaults.yaml``), installed as the package data of
+``ssmrl.configs`` (setup.py maps this folder there), so a non-editable install finds them too."""
