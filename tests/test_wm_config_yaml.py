@@ -1,0 +1,40 @@
+"""The world model's architecture values live in configs/world_models.yaml (ssmrl.world_models.config loads them).
+
+``tests/data/wm_configs.json`` holds ``config_to_dict(make_config(preset, size, ...))`` for every preset x size
+(for a discrete image env spec, a continuous vector env spec and no env) as computed by the Python tables that
+held these values before (commit 27f0800): the YAML must reproduce them exactly (ints stay ints, floats floats).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from ssmrl.world_models.config import PRESETS, SIZES, config_to_dict, make_config
+
+FIXTURE = json.loads((Path(__file__).parent / "data" / "wm_configs.json").read_text())
+ENVS = {
+    "image_discrete": SimpleNamespace(image_shape=(64, 64, 3), vector_dim=None, action_dim=6, discrete=True),
+    "vector_continuous": SimpleNamespace(image_shape=None, vector_dim=17, action_dim=6, discrete=False),
+}
+
+
+def _build(key: str):
+    preset, size, env = key.split("/")
+    return make_config(preset, size, action_dim=3) if env == "no_env" else make_config(preset, size, env=ENVS[env])
+
+
+def test_fixture_covers_every_preset_and_size():
+    assert sorted(FIXTURE) == sorted(f"{p}/{s}/{e}" for p in PRESETS for s in SIZES
+                                     for e in (*ENVS, "no_env"))
+
+
+@pytest.mark.parametrize("key", sorted(FIXTURE))
+def test_config_identical_to_the_former_python_tables(key):
+    cfg = _build(key)
+    # json.dumps tells 1 from 1.0; tuples must stay tuples (dataclass fields typed as tuples)
+    assert json.dumps(config_to_dict(cfg), sort_keys=True) == json.dumps(FIXTURE[key], sort_keys=True)
+    assert isinstance(cfg.image.channels, tuple)
+    assert cfg.image_shape is None or isinstance(cfg.image_shape, tuple)
