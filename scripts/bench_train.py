@@ -79,6 +79,8 @@ def setup(words: list[str], seed: int, extra_steps: int = 0):
 def bench_one(words: list[str], updates: int, warmup_updates: int, act_steps: int, steps: int,
               train_ratio: float | None, seed: int) -> dict:
     """Measure one configuration (``words``: presets and overrides as on the ``ssmrl train`` line)."""
+    from agents.dreamer.agent import sample_batches
+
     cfg, agent, replay, engine, action_space, random_s = setup(words, seed, act_steps)
     dcfg, device = cfg.dreamer, agent.device
 
@@ -97,12 +99,12 @@ def bench_one(words: list[str], updates: int, warmup_updates: int, act_steps: in
     carried: dict = {}
 
     def wm_update() -> None:
-        batch = agent.to_batch(replay.sample(dcfg.batch_size, dcfg.seq_len, purpose="train"))
+        batch, context = sample_batches(replay, agent)
         _, latents = agent.train_world_model(batch, gen)
-        carried.update(batch=batch, latents=latents)
+        carried.update(batch=batch, latents=latents, context=context)
 
     def ac_update() -> None:
-        starts = agent.imagination_starts(replay, carried["batch"], carried["latents"], gen)
+        starts = agent.imagination_starts(carried["batch"], carried["latents"], carried["context"], gen)
         agent.train_actor_critic(starts, gen)
 
     cpu_times: dict[str, list[float]] = {"wm": [], "ac": []}

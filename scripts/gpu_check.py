@@ -271,7 +271,7 @@ def drama_checks(device: str, smoke: bool, updates: int) -> dict:
         def one_update():
             batch = agent.to_batch(arrays)
             metrics, latents = agent.train_world_model(batch, gen)
-            metrics.update(agent.train_actor_critic(agent.imagination_starts(None, batch, latents, gen), gen))
+            metrics.update(agent.train_actor_critic(agent.imagination_starts(batch, latents, None, gen), gen))
             return metrics
 
         one_update()
@@ -286,7 +286,7 @@ def drama_checks(device: str, smoke: bool, updates: int) -> dict:
                     batch = agent.to_batch(arrays)  # the host-to-device copy is outside the counted region
                     torch.cuda.set_sync_debug_mode("warn")
                     metrics, latents = agent.train_world_model(batch, gen)
-                    metrics.update(agent.train_actor_critic(agent.imagination_starts(None, batch, latents, gen), gen))
+                    metrics.update(agent.train_actor_critic(agent.imagination_starts(batch, latents, None, gen), gen))
                     torch.cuda.set_sync_debug_mode(0)
                 torch.cuda.synchronize()
                 seconds = (time.perf_counter() - t0) / updates

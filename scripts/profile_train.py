@@ -31,6 +31,8 @@ from torch.autograd.profiler import record_function
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_train import setup  # noqa: E402  (the same set-up as the throughput benchmark)
 
+from agents.dreamer.agent import sample_batches  # noqa: E402
+
 from ssmrl.bench.output import emit  # noqa: E402
 
 PHASES = ("train_world_model", "imagination_starts", "train_actor_critic")
@@ -163,10 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     engine.close()
     gen = torch.Generator(device=agent.device).manual_seed(args.seed)
     for _ in range(args.warmup_updates):
-        agent.update(replay, gen)
+        agent.update(*sample_batches(replay, agent), gen)
     _label_parts(agent)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        agent.update(replay, gen)
+        agent.update(*sample_batches(replay, agent), gen)
     events = prof.events()
     table = prof.key_averages()
     top = sorted(table, key=lambda e: -e.self_cpu_time_total)[: args.top]

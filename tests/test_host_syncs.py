@@ -12,7 +12,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 import ssmrl.ssm.s4d as s4d_module
-from agents.dreamer.agent import DreamerAgent
+from agents.dreamer.agent import DreamerAgent, sample_batches
 from agents.dreamer.config import ActorCriticConfig, DreamerConfig, WorldModelSection
 from envs.spec import EnvSpec, ObservationSpec
 from ssmrl.replay import ReplayBuffer, ReplayConfig
@@ -56,9 +56,10 @@ def test_a_dreamer_update_reads_nothing_back_from_the_device(monkeypatch, preset
     ac = ActorCriticConfig(actor_units=16, critic_units=16, actor_layers=1, critic_layers=1, num_bins=15)
     agent = DreamerAgent(WorldModelSection(preset, "debug"), ac, cfg, spec, torch.device("cpu"), seed=0)
     replay, gen = _replay(), torch.Generator().manual_seed(0)
-    agent.update(replay, gen)
+    agent.update(*sample_batches(replay, agent), gen)
+    batch, context = sample_batches(replay, agent)  # host-side sampling and the copy to the device
     with CountHostReads() as reads:
-        metrics = agent.update(replay, gen)
+        metrics = agent.update(batch, context, gen)
     assert dict(reads.calls) == {}
     assert all(isinstance(v, (torch.Tensor, float)) for v in metrics.values())
 

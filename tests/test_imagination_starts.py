@@ -111,7 +111,7 @@ def test_posterior_starts_are_the_batch_states_at_the_last_steps_with_their_term
     batch["is_terminal"][2, 8] = True
     metrics, latents = agent.train_world_model(batch, torch.Generator().manual_seed(0))
     assert all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in metrics.values())
-    starts = agent.imagination_starts(None, batch, latents)  # the replay is not touched
+    starts = agent.imagination_starts(batch, latents, None)  # no context windows needed
     assert starts.state.z.shape[0] == 6
     torch.testing.assert_close(starts.state.z[:3], latents["z"][:, 7])
     torch.testing.assert_close(starts.state.z[3:], latents["z"][:, 8])
@@ -166,7 +166,7 @@ def test_the_benchmark_times_the_methods_the_update_calls(monkeypatch):
     import importlib.util
     from pathlib import Path
 
-    from agents.dreamer.agent import DreamerAgent
+    from agents.dreamer.agent import DreamerAgent, sample_batches
 
     calls: dict[str, int] = {}
     for name in ("train_world_model", "imagination_starts", "train_actor_critic"):
@@ -194,7 +194,7 @@ def test_the_benchmark_times_the_methods_the_update_calls(monkeypatch):
     for t in range(40):
         replay.add({"image": rng.integers(0, 256, IMG, dtype=np.uint8), "vector": rng.normal(size=VEC).astype(np.float32),
                     "action": np.int64(t % A), "reward": np.float32(0), "is_first": t == 0, "is_last": False, "is_terminal": False})
-    agent.update(replay, torch.Generator().manual_seed(0))
+    agent.update(*sample_batches(replay, agent), torch.Generator().manual_seed(0))
     assert calls == {"train_world_model": 4, "imagination_starts": 4, "train_actor_critic": 4}
 
 

@@ -1,11 +1,12 @@
 """The Dreamer-style agent: a world model, an imagination actor-critic, their optimisers, and the acting policy.
 
-One update (``update``; the benchmark times the same three methods):
+The training loop draws what an update trains on (``sample_batches``: the replay is read there and nowhere in
+the agent) and hands plain tensors to ``update`` (the benchmark times the same three methods):
 
     train_world_model    (B, L) replay windows -> WorldModel.loss -> clip 1000 -> optimiser step
-    imagination_starts   ``imag_starts=replay`` (Drama): sample imag_batch windows of imag_context steps and
-                         observe them (no grad); ``posterior`` (DreamerV3): the world-model pass's own posterior
-                         states at the last imag_batch / B steps of each window (no second encoding)
+    imagination_starts   ``imag_starts=replay`` (Drama): observe the imag_batch context windows of imag_context
+                         steps (no grad); ``posterior`` (DreamerV3): the world-model pass's own posterior states
+                         at the last imag_batch / B steps of each window (no second encoding)
     train_actor_critic   imagine ``horizon`` steps from the starts with the actor -> rewards and continuation
                          probabilities from the heads -> ActorCritic.loss (lambda-returns, percentile return
                          normalisation, slow critic)
@@ -37,6 +38,18 @@ def replay_config(replay: ReplayConfig, cfg: DreamerConfig, **changes) -> Replay
     imagination starts per world-model window, imag_batch / batch_size (Drama)."""
     divisor = replay.dfs_imagination_divisor or cfg.imag_batch / cfg.batch_size
     return dataclasses.replace(replay, dfs_imagination_divisor=divisor, **changes)
+
+
+def sample_batches(replay, agent: "DreamerAgent") -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+    """What one update trains on, drawn from ``replay`` and converted by ``agent.to_batch``: the world model's
+    (batch_size, seq_len) windows and, with ``imag_starts=replay``, the (imag_batch, imag_context) context windows
+    imagination starts from (None with ``posterior`` starts). Training windows are drawn first (DFS's imagination
+    scores read the training counts)."""
+    cfg = agent.cfg
+    batch = agent.to_batch(replay.sample(cfg.batch_size, cfg.seq_len, purpose="train"))
+    if cfg.imag_starts == "posterior":
+        return batch, None
+    return batch, agent.to_batch(replay.sample(cfg.imag_batch, cfg.imag_context, purpose="imagination"))
 
 
 def check_env_spec(spec: EnvSpec) -> None:
@@ -98,13 +111,13 @@ class DreamerAgent:
             batch["is_terminal"] = batch["is_terminal"] | batch["life_loss"]
         return batch
 
-    def update(self, replay, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """One world-model update and one actor-critic update. Returns their metrics as 0-d tensors (no host
-        sync here: the loop converts them once per log step)."""
-        cfg = self.cfg
-        batch = self.to_batch(replay.sample(cfg.batch_size, cfg.seq_len, purpose="train"))
+    def update(self, batch: dict[str, torch.Tensor], context: dict[str, torch.Tensor] | None,
+               generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """One world-model update on ``batch`` and one actor-critic update from the starts ``imag_starts`` picks
+        (``context``: see :func:`sample_batches`). Returns their metrics as 0-d tensors (no host sync here: the
+        loop converts them once per log step)."""
         metrics, latents = self.train_world_model(batch, generator)
-        starts = self.imagination_starts(replay, batch, latents, generator)
+        starts = self.imagination_starts(batch, latents, context, generator)
         metrics.update(self.train_actor_critic(starts, generator))
         self.updates += 1
         return metrics
@@ -122,14 +135,15 @@ class DreamerAgent:
         latents = {k: v.detach() for k, v in outputs["latents"].items()}
         return {f"wm/{k}": v.detach() for k, v in metrics.items()}, latents
 
-    def imagination_starts(self, replay, batch: dict[str, torch.Tensor], latents: dict[str, torch.Tensor],
-                           generator: torch.Generator | None = None) -> "Starts":
+    def imagination_starts(self, batch: dict[str, torch.Tensor], latents: dict[str, torch.Tensor],
+                           context: dict[str, torch.Tensor] | None, generator: torch.Generator | None = None
+                           ) -> "Starts":
         """The states imagination starts from, by ``dreamer.imag_starts``:
 
         - ``posterior``: the world-model batch's posterior states at the last ``imag_batch // batch_size``
-          steps of each window (``latents`` from :meth:`train_world_model`; ``replay`` is not used);
-        - ``replay``: a fresh sample of ``imag_batch`` windows of ``imag_context`` steps, observed without
-          gradients; the last step of each window is the start.
+          steps of each window (``latents`` from :meth:`train_world_model`; ``context`` is not used);
+        - ``replay``: the ``context`` windows ((imag_batch, imag_context), drawn separately by
+          :func:`sample_batches`), observed without gradients; the last step of each window is the start.
         """
         cfg = self.cfg
         with torch.no_grad():
@@ -138,10 +152,11 @@ class DreamerAgent:
                 state = self.wm.posterior_states(latents, batch["action"], batch["is_first"], last)
                 terminal = batch["is_terminal"][:, -last:].transpose(0, 1).reshape(-1)
             else:
-                window = self.to_batch(replay.sample(cfg.imag_batch, cfg.imag_context, purpose="imagination"))
-                obs = {k: window[k] for k in ("image", "vector") if k in window}
-                _, _, state = self.wm.observe(obs, window["action"], window["is_first"], generator=generator)
-                terminal = window["is_terminal"][:, -1]
+                if context is None:
+                    raise ValueError("imag_starts=replay needs the context windows (see sample_batches)")
+                obs = {k: context[k] for k in ("image", "vector") if k in context}
+                _, _, state = self.wm.observe(obs, context["action"], context["is_first"], generator=generator)
+                terminal = context["is_terminal"][:, -1]
         return Starts(state=state, terminal=terminal.bool())
 
     def train_actor_critic(self, starts: "Starts", generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 import envs
-from agents.dreamer.agent import DreamerAgent, check_env_spec, replay_config
+from agents.dreamer.agent import DreamerAgent, check_env_spec, replay_config, sample_batches
 from ssmrl.evaluation import play_episodes, summarize
 from ssmrl.replay import ReplayBuffer
 from ssmrl.rollout import RandomPolicy, RolloutConfig, RolloutEngine
@@ -136,7 +136,8 @@ def train(run: Run) -> None:
                     counters["update_credit"] += dcfg.train_ratio * num_envs
                     while counters["update_credit"] >= 1.0:
                         counters["update_credit"] -= 1.0
-                        averages.add(agent.update(replay, learn_gen))
+                        batch, context = sample_batches(replay, agent)
+                        averages.add(agent.update(batch, context, learn_gen))
                 if step - counters["last_log"] >= cfg.train.log_every:
                     counters["last_log"] = step
                     now = time.time()
