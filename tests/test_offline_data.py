@@ -7,7 +7,17 @@ import h5py
 import numpy as np
 import pytest
 
-from ssmrl.replay import DatasetError, load_d4rl, load_minari, read_d4rl, read_minari, returns_to_go, write_d4rl, write_minari
+from ssmrl.replay import (
+    DatasetError,
+    episode_bounds,
+    load_d4rl,
+    load_minari,
+    read_d4rl,
+    read_minari,
+    returns_to_go,
+    write_d4rl,
+    write_minari,
+)
 
 OBS, ACT = 3, 2
 
@@ -94,7 +104,36 @@ def test_discounted_returns_to_go(tmp_path):
     path = write_d4rl(tmp_path / "d.hdf5", flat(eps))
     check_records(load_d4rl(path, discount=0.9, verbose=False), reference_records(eps, 0.9))
     rec = reference_records(eps)
-    np.testing.assert_allclose(returns_to_go(rec["reward"], rec["is_first"], 0.9), reference_records(eps, 0.9)["returns_to_go"], rtol=1e-5)
+    # the reward for each record's action: the next record's reward, 0 on an episode's last record
+    action_reward = np.where(np.append(rec["is_first"][1:], True), 0.0, np.append(rec["reward"][1:], 0.0))
+    np.testing.assert_allclose(returns_to_go(action_reward, rec["is_first"], 0.9), reference_records(eps, 0.9)["returns_to_go"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("discount", [1.0, 0.9])
+def test_episode_bounds_and_returns_to_go_equal_a_plain_loop(discount):
+    rng = np.random.default_rng(0)
+    n = 300
+    is_first = rng.random(n) < 0.08
+    is_first[0] = False  # index 0 begins an episode flagged or not
+    rewards = rng.normal(size=n)
+    starts, ends = [0], []
+    for t in range(1, n):
+        if is_first[t]:
+            ends.append(t)
+            starts.append(t)
+    ends.append(n)
+    got_starts, got_ends = episode_bounds(is_first)
+    assert got_starts.tolist() == starts and got_ends.tolist() == ends
+    want = np.zeros(n)
+    for s, e in zip(starts, ends):
+        acc = 0.0
+        for t in range(e - 1, s - 1, -1):
+            acc = rewards[t] + discount * acc
+            want[t] = acc
+    got = returns_to_go(rewards, is_first, discount)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, want)  # bit for bit: the same additions in the same order
+    assert [a.tolist() for a in episode_bounds(np.zeros(0, bool))] == [[], []]
 
 
 def test_unflagged_episode_break_is_split_with_a_warning(tmp_path):

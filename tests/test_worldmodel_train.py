@@ -13,6 +13,7 @@ from agents.worldmodel import metrics as M
 from agents.worldmodel.config import WorldModelTrainConfig
 from agents.worldmodel.evaluate import evaluate, score_batch
 from envs.memory import collect_episode, make, scripted_policy
+from ssmrl.replay import episode_bounds
 from ssmrl.world_models import WorldModel, make_config
 
 
@@ -91,7 +92,8 @@ def test_records_follow_the_replay_convention(records):
     assert recs["reward"][:10].tolist() == [0.0] + ep["reward"].tolist()
     assert np.flatnonzero(recs["is_first"]).tolist() == [0, 10, 20]
     assert np.flatnonzero(recs["is_last"]).tolist() == [9, 19, 29]
-    assert D.episode_bounds(recs["is_first"]) == [(0, 10), (10, 20), (20, 30)]
+    starts, ends = episode_bounds(recs["is_first"])
+    assert (starts.tolist(), ends.tolist()) == ([0, 10, 20], [10, 20, 30])
     win = D.episode_windows(recs, 7)
     assert win["image"].shape == (3, 7, 16, 16, 3)
     np.testing.assert_array_equal(win["reward"][1], recs["reward"][10:17])

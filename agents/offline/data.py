@@ -15,34 +15,8 @@ import numpy as np
 import torch
 
 from agents.offline.io import flat_observations
+from ssmrl.replay import episode_bounds, returns_to_go
 from ssmrl.replay.offline import d4rl_episodes
-
-
-def episode_bounds(terminals: np.ndarray, timeouts: np.ndarray, episode_ends: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (inclusive) index of each episode; a stream not ending in a flag ends its last episode.
-    ``episode_ends`` (exclusive indices, as Minari readers give) adds unflagged ends."""
-    done = np.asarray(terminals, bool).reshape(-1) | np.asarray(timeouts, bool).reshape(-1)
-    if episode_ends is not None:
-        done = done.copy()
-        done[np.asarray(episode_ends, np.int64) - 1] = True
-    n = len(done)
-    ends = np.flatnonzero(done)
-    if n and (len(ends) == 0 or ends[-1] != n - 1):
-        ends = np.append(ends, n - 1)
-    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
-    return starts, ends.astype(np.int64)
-
-
-def returns_to_go(rewards: np.ndarray, starts: np.ndarray, ends: np.ndarray, gamma: float = 1.0) -> np.ndarray:
-    """``R_t = sum_{t' >= t in the same episode} gamma^(t'-t) r_t'`` (float64)."""
-    rtg = np.zeros(len(rewards), np.float64)
-    r = np.asarray(rewards, np.float64)
-    for s, e in zip(starts, ends):
-        acc = 0.0
-        for t in range(e, s - 1, -1):
-            acc = r[t] + gamma * acc
-            rtg[t] = acc
-    return rtg
 
 
 class StateStats:
@@ -80,10 +54,16 @@ class OfflineData:
         ends = data.get("episode_ends")
         if ends is None and "next_observations" in data:  # the replay reader also ends episodes at unflagged jumps
             ends = d4rl_episodes({**data, "observations": obs, "next_observations": flat_observations(data["next_observations"])})[0]
-        self.starts, self.ends = episode_bounds(data["terminals"], data["timeouts"], ends)
-        rtg = returns_to_go(np.asarray(data["rewards"]).reshape(n), self.starts, self.ends)
+        # an episode ends at a terminal or timeout flag, at each of ``ends`` and at the end of the stream
+        done = np.asarray(data["terminals"], bool).reshape(-1) | np.asarray(data["timeouts"], bool).reshape(-1)
+        if ends is not None:
+            done[np.asarray(ends, np.int64) - 1] = True
         first = np.zeros(n, bool)
-        first[self.starts] = True
+        first[0] = True
+        first[1:] = done[:-1]
+        self.starts, stops = episode_bounds(first)
+        self.ends = stops - 1  # inclusive
+        rtg = returns_to_go(np.asarray(data["rewards"]).reshape(n), first)
         timesteps = np.zeros(n, np.int64)
         for s, e in zip(self.starts, self.ends):
             timesteps[s:e + 1] = np.arange(e - s + 1)

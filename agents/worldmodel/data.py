@@ -13,6 +13,7 @@ import numpy as np
 
 import envs
 from envs.memory import collect_episode, scripted_policy
+from ssmrl.replay import episode_bounds
 
 RECORD_KEYS = ("action", "reward", "is_first", "is_last", "is_terminal")
 
@@ -140,33 +141,22 @@ def write_hdf5(path: str | Path, records: dict[str, np.ndarray], metadata: dict[
     return write_d4rl(path, data, metadata)
 
 
-def episode_bounds(is_first: np.ndarray) -> list[tuple[int, int]]:
-    """[(start, end)) record ranges of the episodes in a record stream (an episode starts at each is_first)."""
-    first = np.asarray(is_first, bool)
-    if first.size == 0:
-        return []
-    starts = np.flatnonzero(first).tolist()
-    if not starts or starts[0] != 0:
-        starts = [0] + starts
-    ends = starts[1:] + [len(first)]
-    return list(zip(starts, ends))
-
-
 def split_episodes(records: dict[str, np.ndarray], held_out: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Split a record stream into (training records, the last ``held_out`` episodes)."""
-    bounds = episode_bounds(records["is_first"])
-    if len(bounds) <= held_out:
-        raise ValueError(f"the dataset has {len(bounds)} episodes; holding out {held_out} for evaluation leaves none "
+    starts, _ = episode_bounds(records["is_first"])
+    if len(starts) <= held_out:
+        raise ValueError(f"the dataset has {len(starts)} episodes; holding out {held_out} for evaluation leaves none "
                          "to train on (lower worldmodel.eval_episodes)")
-    cut = bounds[-held_out][0]
+    cut = starts[-held_out]
     return {k: v[:cut] for k, v in records.items()}, {k: v[cut:] for k, v in records.items()}
 
 
 def episode_windows(records: dict[str, np.ndarray], length: int, limit: int | None = None) -> dict[str, np.ndarray]:
     """The first ``length`` records of every episode that has at least that many (of the first ``limit`` such
     episodes when given): ``{key: (E, length, ...)}``."""
-    bounds = [(a, b) for a, b in episode_bounds(records["is_first"]) if b - a >= length][:limit]
-    if not bounds:
+    starts, ends = episode_bounds(records["is_first"])
+    starts = starts[ends - starts >= length][:limit]
+    if not starts.size:
         raise ValueError(f"no episode has the {length} records the metrics need (context + query)")
-    idx = np.stack([np.arange(a, a + length) for a, _ in bounds])
+    idx = starts[:, None] + np.arange(length)
     return {k: np.asarray(v)[idx] for k, v in records.items()}

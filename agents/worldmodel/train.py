@@ -24,7 +24,7 @@ from agents.worldmodel import data as D
 from agents.worldmodel import metrics as M
 from agents.worldmodel.config import WorldModelTrainConfig
 from agents.worldmodel.evaluate import evaluate
-from ssmrl.replay import ReplayBuffer, to_torch
+from ssmrl.replay import ReplayBuffer, episode_bounds, to_torch
 from ssmrl.runs.interrupt import StopRequest
 from ssmrl.runs.metrics import RunningMeans
 from ssmrl.runs.progress import progress
@@ -68,7 +68,8 @@ def build_dataset(cfg: Any, truth: bool = False) -> Dataset:
     if wcfg.dataset:
         records = D.load_hdf5(wcfg.dataset)
         train, held = D.split_episodes(records, wcfg.eval_episodes)
-        lengths = [b - a for a, b in D.episode_bounds(held["is_first"])]
+        starts, ends = episode_bounds(held["is_first"])
+        lengths = (ends - starts).tolist()
         episode_length = wcfg.episode_length or min(lengths) - 1
         settings: dict[str, Any] = {"dataset": wcfg.dataset}
     else:
@@ -141,8 +142,8 @@ class WindowSampler:
 
     def starts(self, length: int) -> np.ndarray:
         if length not in self._starts:
-            bounds = D.episode_bounds(self.replay.stream_arrays(0)["is_first"])
-            self._starts[length] = np.array([a for a, b in bounds if b - a >= length], np.int64)
+            starts, ends = episode_bounds(self.replay.stream_arrays(0)["is_first"])
+            self._starts[length] = starts[ends - starts >= length]
             if not self._starts[length].size:
                 raise ValueError(f"no training episode has {length} records (worldmodel.seq_len)")
         return self._starts[length]

@@ -2,13 +2,13 @@
 chunk persistence with a committed index, and offline datasets (D4RL, Minari) in the same structure."""
 from ssmrl.replay.buffer import FLAGS, ReplayBuffer, infer_spec, to_torch
 from ssmrl.replay.config import ReplayConfig
+from ssmrl.replay.episodes import episode_bounds, returns_to_go
 from ssmrl.replay.offline import (
     DatasetError,
     load_d4rl,
     load_minari,
     read_d4rl,
     read_minari,
-    returns_to_go,
     write_d4rl,
     write_minari,
 )
@@ -20,6 +20,7 @@ __all__ = [
     "Candidates",
     "DatasetError",
     "DFSSampler",
+    "episode_bounds",
     "RecencySampler",
     "ReplayBuffer",
     "ReplayConfig",

@@ -33,6 +33,7 @@ import numpy as np
 
 from ssmrl.replay.buffer import ReplayBuffer
 from ssmrl.replay.config import ReplayConfig
+from ssmrl.replay.episodes import returns_to_go
 
 REQUIRED_D4RL = ("observations", "actions", "next_observations", "rewards", "terminals", "timeouts")
 # what D4RL's own get_dataset requires; v0 files, maze2d, antmaze and adroit lack timeouts and/or next_observations
@@ -156,29 +157,6 @@ def validate_d4rl(data: Mapping[str, Any], source: str = "D4RL dataset") -> int:
 
 
 # --- conversion to step records ---------------------------------------------------------------------------
-def returns_to_go(rewards: np.ndarray, is_first: np.ndarray, discount: float = 1.0) -> np.ndarray:
-    """rtg_t = sum_{k > t, same episode} discount^(k-t-1) reward_k for step records (reward_k led into o_k).
-
-    rewards, is_first: (T,); returns (T,) float32 (accumulated in float64)."""
-    rewards = np.asarray(rewards, dtype=np.float64)
-    is_first = np.asarray(is_first, dtype=bool)
-    out = np.zeros(len(rewards), dtype=np.float64)
-    if discount == 1.0:
-        # suffix sums restarted per episode: rtg_t = S(t+1 .. episode end)
-        starts = np.flatnonzero(is_first).tolist() + [len(rewards)]
-        if not starts or starts[0] != 0:
-            starts = [0] + starts
-        for a, b in zip(starts[:-1], starts[1:]):
-            seg = rewards[a + 1 : b]
-            out[a : b - 1] = np.cumsum(seg[::-1])[::-1]
-        return out.astype(np.float32)
-    acc = 0.0
-    for t in range(len(rewards) - 1, -1, -1):
-        out[t] = acc
-        acc = 0.0 if is_first[t] else rewards[t] + discount * acc
-    return out.astype(np.float32)
-
-
 def _obs_key(arr: np.ndarray) -> str:
     return "image" if arr.dtype == np.uint8 and arr.ndim >= 4 else "vector"
 
@@ -226,7 +204,9 @@ def to_records(
     is_terminal = np.zeros(total, dtype=bool)
     is_terminal[final] = np.asarray(terminated, dtype=bool)
     records.update(is_first=is_first, is_last=is_last, is_terminal=is_terminal)
-    records["returns_to_go"] = returns_to_go(reward, is_first, discount)
+    action_reward = np.zeros(total, dtype=np.float32)  # the reward for each record's action (0 on final records)
+    action_reward[rec] = reward[rec + 1]
+    records["returns_to_go"] = returns_to_go(action_reward, is_first, discount).astype(np.float32)
     first_rec = (starts + np.arange(len(ends)))
     lengths = ends - starts + 1
     records["timestep"] = (np.arange(total) - np.repeat(first_rec, lengths)).astype(np.int32)
