@@ -38,3 +38,40 @@ def test_config_identical_to_the_former_python_tables(key):
     assert json.dumps(config_to_dict(cfg), sort_keys=True) == json.dumps(FIXTURE[key], sort_keys=True)
     assert isinstance(cfg.image.channels, tuple)
     assert cfg.image_shape is None or isinstance(cfg.image_shape, tuple)
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "world_models.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_typo_in_the_yaml_names_the_file_entry_and_key(tmp_path):
+    from ssmrl.world_models.config import load_world_models
+
+    path = _write(tmp_path, "sizes: {debug: {ssm: {d_stat: 4}}}\npresets: {drama: {structure: drama}}\n")
+    with pytest.raises(KeyError, match=r"world_models.yaml: sizes.debug: unknown world-model config key 'ssm.d_stat'"):
+        load_world_models(path)
+    path = _write(tmp_path, "sizes: {debug: {d_model: 8}}\npresets: {s4wm: {at_size: {debug: {ssm: {d_sate: 4}}}}}\n")
+    with pytest.raises(KeyError, match=r"presets.s4wm.at_size.debug: unknown world-model config key 'ssm.d_sate'"):
+        load_world_models(path)
+    path = _write(tmp_path, "sizes: {debug: {d_model: 8}}\npresets: {s4wm: {at_size: {huge: {d_model: 4}}}}\n")
+    with pytest.raises(ValueError, match=r"presets.s4wm.at_size: unknown sizes \['huge'\]"):
+        load_world_models(path)
+    path = _write(tmp_path, "sizes: {debug: {d_model: 8}}\n")
+    with pytest.raises(ValueError, match="expected the mappings 'sizes' and 'presets'"):
+        load_world_models(path)
+
+
+def test_override_typos_and_bad_choices_name_the_key():
+    with pytest.raises(KeyError, match="unknown world-model config key 'ssm.d_statee'"):
+        make_config("s4wm", "debug", action_dim=2, **{"ssm.d_statee": 8})
+    with pytest.raises(ValueError, match=r"WorldModelConfig.ssm.layer must be one of \('mamba2'"):
+        make_config("s4wm", "debug", action_dim=2, ssm={"layer": "s4"})
+
+
+def test_every_ssm_d_state_is_in_the_yaml():
+    """No preset/size combination takes ``d_state`` from a Python default: each size sets it."""
+    from ssmrl.world_models.config import _WORLD_MODELS
+
+    assert all("d_state" in size["ssm"] for size in _WORLD_MODELS["sizes"].values())

@@ -4,6 +4,12 @@ A preset (``drama``, ``s4wm``, ``s5wm``, ``rssm``, ``transformer``) fixes the *s
 decoder and heads condition on, how the backbone input is built) and the backbone; a *size* (``debug``,
 ``small``, ``drama``) fixes the widths. ``make_config(preset, size, env=EnvSpec, **overrides)`` builds one.
 
+The presets' and sizes' values live in ``configs/world_models.yaml`` (``sizes:`` and ``presets:``; a preset's
+``at_size:`` holds what it sets at one size only, e.g. S4WM's ``d_state`` 64 at full size), read once by
+:func:`load_world_models`; this module holds the dataclasses (whose defaults are the fields no preset or size
+sets), the merge, and the checks. The env-dependent fields (``action_dim``, ``image_shape``, ``vector_dim``,
+``discrete_actions``) come from the env spec at build time.
+
 Sources of the constants: Drama (ICLR 2025) for the encoder/decoder, the sequence-model input and the Mamba-2
 sizes; DreamerV3 for the latents, KL balancing, free bits, two-hot reward head and the GRU cell; S4WM
 (NeurIPS 2023) for the S4/S5 block and the image-only posterior (see ``docs/references.md#drama-world-model`` and
@@ -13,14 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
+
+from ssmrl.runs.config import CONFIG_ROOT, load_yaml
 
 STRUCTURES = ("drama", "s4wm", "rssm")
 BACKBONES = ("ssm", "gru", "transformer")
 SSM_LAYERS = ("mamba2", "mamba", "s4d", "s5")
 SSM_BLOCKS = ("prenorm", "s4wm")
-PRESETS = ("drama", "s4wm", "s5wm", "rssm", "transformer")
-SIZES = ("debug", "small", "drama")
 
 
 @dataclass
@@ -208,54 +215,6 @@ class WorldModelConfig:
             raise ValueError('posterior_input="embed_h" is only supported with backbone="gru"')
 
 
-# Structure presets: (structure, backbone, switches, backbone settings).
-_PRESETS: dict[str, dict[str, Any]] = {
-    "drama": dict(
-        structure="drama", backbone="ssm", posterior_input="embed", decoder_input="z", head_input="h",
-        input_norm="rms", ssm=dict(layer="mamba2", block="prenorm", n_layers=2), heads=dict(latent_layers=0),
-    ),
-    "s4wm": dict(
-        structure="s4wm", backbone="ssm", posterior_input="embed", decoder_input="hz", head_input="hz",
-        input_norm="layer", ssm=dict(layer="s4d", block="s4wm", n_layers=2, d_state=64),
-    ),
-    "s5wm": dict(
-        structure="s4wm", backbone="ssm", posterior_input="embed", decoder_input="hz", head_input="hz",
-        input_norm="layer", ssm=dict(layer="s5", block="s4wm", n_layers=2, d_state=64),
-    ),
-    "rssm": dict(
-        structure="rssm", backbone="gru", posterior_input="embed_h", decoder_input="hz", head_input="hz",
-        input_norm="layer",
-    ),
-    "transformer": dict(
-        structure="s4wm", backbone="transformer", posterior_input="embed", decoder_input="hz",
-        head_input="hz", input_norm="layer",
-    ),
-}
-
-# Size presets. ``drama`` is Drama's Atari configuration (~7.2M parameters for 18 actions).
-_SIZES: dict[str, dict[str, Any]] = {
-    "debug": dict(
-        d_model=32, image=dict(channels=(4, 8, 8)), vector=dict(units=32, layers=1),
-        latent=dict(groups=4, classes=4), heads=dict(hidden=32, reward_bins=31),
-        ssm=dict(d_state=4, expand=2, headdim=8, d_conv=4, chunk_size=16),
-        transformer=dict(n_heads=2, window=16, mlp_ratio=2),
-    ),
-    "small": dict(
-        d_model=128, image=dict(channels=(16, 32, 32, 32)), vector=dict(units=128, layers=2),
-        latent=dict(groups=16, classes=16), heads=dict(hidden=128),
-        ssm=dict(d_state=16, expand=2, headdim=32, d_conv=4, chunk_size=64),
-        transformer=dict(n_heads=4, window=64),
-    ),
-    "drama": dict(
-        d_model=512, image=dict(channels=(16, 32, 48, 64, 64)), vector=dict(units=512, layers=2),
-        latent=dict(groups=32, classes=32), heads=dict(hidden=256),
-        ssm=dict(d_state=16, expand=2, headdim=64, d_conv=4, chunk_size=256),
-        transformer=dict(n_heads=8, window=64),
-    ),
-}
-_SIZE_IMAGE = {"debug": (16, 16, 3), "small": (32, 32, 3), "drama": (64, 64, 3)}
-
-
 def _merge(cfg: Any, overrides: dict[str, Any], path: str = "") -> Any:
     """Return a copy of dataclass ``cfg`` with nested ``overrides`` applied; unknown keys raise."""
     names = {f.name for f in dataclasses.fields(cfg)}
@@ -288,6 +247,40 @@ def _nested(overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+WORLD_MODELS_FILE = CONFIG_ROOT / "world_models.yaml"
+
+
+def load_world_models(path: Path = WORLD_MODELS_FILE) -> dict[str, dict[str, dict[str, Any]]]:
+    """Read the presets and sizes (``{"sizes": {name: values}, "presets": {name: values}}``) from ``path`` and
+    check that each one merges into a :class:`WorldModelConfig` (unknown keys are errors naming the file and key)."""
+    data = load_yaml(path)
+    if set(data) != {"sizes", "presets"} or not all(isinstance(v, dict) and v for v in data.values()):
+        raise ValueError(f"{path}: expected the mappings 'sizes' and 'presets' (and nothing else), got {sorted(data)}")
+    base = WorldModelConfig(action_dim=1)
+    for group, entries in data.items():
+        for name, values in entries.items():
+            if not isinstance(values, dict):
+                raise ValueError(f"{path}: {group}.{name} must be a mapping, got {values!r}")
+            values = dict(values)
+            at_size = values.pop("at_size", {}) if group == "presets" else {}
+            unknown = sorted(set(at_size) - set(data["sizes"]))
+            if unknown:
+                raise ValueError(f"{path}: {group}.{name}.at_size: unknown sizes {unknown}; "
+                                 f"sizes: {sorted(data['sizes'])}")
+            for where, part in [(f"{group}.{name}", values),
+                                *((f"{group}.{name}.at_size.{s}", v) for s, v in at_size.items())]:
+                try:
+                    _merge(base, part)
+                except KeyError as err:
+                    raise KeyError(f"{path}: {where}: {err.args[0]}") from None
+    return data
+
+
+_WORLD_MODELS = load_world_models()
+PRESETS: tuple[str, ...] = tuple(_WORLD_MODELS["presets"])
+SIZES: tuple[str, ...] = tuple(_WORLD_MODELS["sizes"])
+
+
 class EnvShapes(Protocol):
     """What the world model reads from an environment: ``envs.spec.EnvSpec`` is one (the world model never imports
     ``envs``; docs/architecture.md: it never knows which environment it serves)."""
@@ -314,8 +307,8 @@ def make_config(preset: str = "drama", size: str = "drama", *, env: EnvShapes | 
 
     ``env`` (an ``envs.spec.EnvSpec``) sets ``action_dim``, ``image_shape``, ``vector_dim`` and
     ``discrete_actions``: ``make_config("drama", "debug", env=envs.env_spec(env))``. Without an env, give
-    ``action_dim`` (and the others as overrides; without ``image_shape`` the size's default is used: debug 16x16,
-    small 32x32, drama 64x64). Overrides are keyword arguments, nested dicts or dotted keys:
+    ``action_dim`` (and the others as overrides; without ``image_shape`` the size's ``image_shape`` in
+    configs/world_models.yaml is used). Overrides are keyword arguments, nested dicts or dotted keys:
     ``make_config("s4wm", "debug", action_dim=4, vector_dim=8, image_shape=None, **{"ssm.d_state": 8})``.
     """
     if env is not None:
@@ -327,18 +320,17 @@ def make_config(preset: str = "drama", size: str = "drama", *, env: EnvShapes | 
                      **overrides}
     if action_dim is None:
         raise TypeError("make_config needs env= (an envs.spec.EnvSpec) or action_dim=")
-    if preset not in _PRESETS:
+    if preset not in PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
-    if size not in _SIZES:
+    if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
-    base = WorldModelConfig(action_dim=action_dim, image_shape=_SIZE_IMAGE[size])
-    # Size first (widths), then the preset's structure (which may override e.g. d_state), then the user.
-    cfg = _merge(base, _SIZES[size])
-    preset_over = {k: dict(v) if isinstance(v, dict) else v for k, v in _PRESETS[preset].items()}
-    if size != "drama" and "ssm" in preset_over:
-        # keep the size's d_state for tiny models; the preset's d_state is for its full size
-        preset_over["ssm"].pop("d_state", None)
-    cfg = _merge(cfg, preset_over)
+    # configs/world_models.yaml: the size (widths), the preset's structure, what the preset sets at this size;
+    # then the env's fields and the user's overrides.
+    preset_values = dict(_WORLD_MODELS["presets"][preset])
+    at_size = preset_values.pop("at_size", {}).get(size, {})
+    cfg = WorldModelConfig(action_dim=action_dim)
+    for values in (_WORLD_MODELS["sizes"][size], preset_values, at_size):
+        cfg = _merge(cfg, values)
     cfg = _merge(cfg, _nested(overrides))
     cfg.validate()
     return cfg
