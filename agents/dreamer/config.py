@@ -101,8 +101,9 @@ def _wm_optimizer() -> OptimizerConfig:
 
 @dataclass
 class WorldModelSection:
-    """Which world model: a preset (drama, s4wm, s5wm, rssm, transformer) at a size (debug, small, drama), plus
-    overrides of any WorldModelConfig field (dotted keys allowed: ``{"ssm.d_state": 8}``)."""
+    """Which world model: a preset (drama, s4wm, s5wm, rssm, transformer) at a size (debug, small, drama), whose
+    values are in ``configs/world_models.yaml``, plus overrides of any WorldModelConfig field (dotted keys allowed:
+    ``{"ssm.d_state": 8}``; an unknown key is an error naming it)."""
 
     preset: str = "drama"
     size: str = "drama"
