@@ -49,6 +49,7 @@ from ssmrl.distributions import BoundedNormal, OneHotCategorical, TanhNormal, Tw
 
 from .config import ActorCriticConfig
 from ssmrl.optim import build_optimizer, clip_grad_norm
+from ssmrl.world_models.networks import mlp_layers
 
 __all__ = [
     "mlp",
@@ -63,14 +64,10 @@ __all__ = [
 
 
 def mlp(in_dim: int, units: int, layers: int, out_dim: int) -> nn.Sequential:
-    """``layers`` x (Linear -> LayerNorm -> SiLU), then a Linear to ``out_dim`` (DreamerV3's MLP)."""
-    mods: list[nn.Module] = []
-    d = in_dim
-    for _ in range(layers):
-        mods += [nn.Linear(d, units, bias=False), nn.LayerNorm(units), nn.SiLU()]
-        d = units
-    mods.append(nn.Linear(d, out_dim))
-    return nn.Sequential(*mods)
+    """``layers`` x (Linear -> LayerNorm -> SiLU), then a Linear to ``out_dim`` (DreamerV3's MLP): the world
+    model's stack (:func:`mlp_layers`) with torch's default LayerNorm eps (1e-5, where the world model uses
+    1e-6), flat in one ``nn.Sequential`` (parameter names ``0.weight``, ``1.weight``, ...)."""
+    return nn.Sequential(*mlp_layers(in_dim, units, layers, nn.LayerNorm), nn.Linear(units if layers else in_dim, out_dim))
 
 
 def lambda_returns(rewards: Tensor, continues: Tensor, values: Tensor, gamma: float, lam: float) -> Tensor:

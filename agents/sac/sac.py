@@ -22,6 +22,7 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
 def mlp(inp: int, out: int, hidden: int, layers: int) -> nn.Sequential:
+    # not the world model's mlp_layers: SAC's MLP has biases, ReLU and no normalisation (the SAC paper's networks)
     mods: list[nn.Module] = []
     d = inp
     for _ in range(layers):

@@ -8,6 +8,7 @@ All modules act on ``(B, L, ...)`` or ``(B, ...)`` alike (leading dims are flatt
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -24,6 +25,18 @@ def make_norm(kind: str, dim: int) -> nn.Module:
     raise ValueError(f"norm kind must be 'rms' or 'layer', got {kind!r}")
 
 
+def mlp_layers(in_dim: int, hidden: int, layers: int, norm: Callable[[int], nn.Module]) -> list[nn.Module]:
+    """``layers`` x (Linear without bias -> ``norm(hidden)`` -> SiLU), DreamerV3's MLP body, as a module list
+    (callers wrap it in ``nn.Sequential``, so parameter names and creation order follow the list):
+    (..., in_dim) -> (..., hidden), or (..., in_dim) unchanged when ``layers`` is 0."""
+    mods: list[nn.Module] = []
+    d = in_dim
+    for _ in range(layers):
+        mods += [nn.Linear(d, hidden, bias=False), norm(hidden), nn.SiLU()]
+        d = hidden
+    return mods
+
+
 class MLP(nn.Module):
     """``layers`` x (Linear -> LayerNorm -> SiLU), then an optional Linear to ``out_dim``.
 
@@ -34,12 +47,8 @@ class MLP(nn.Module):
     def __init__(self, in_dim: int, hidden: int, layers: int, out_dim: int | None = None,
                  zero_out: bool = False, norm: str = "layer") -> None:
         super().__init__()
-        mods: list[nn.Module] = []
-        d = in_dim
-        for _ in range(layers):
-            mods += [nn.Linear(d, hidden, bias=False), make_norm(norm, hidden), nn.SiLU()]
-            d = hidden
-        self.body = nn.Sequential(*mods)
+        self.body = nn.Sequential(*mlp_layers(in_dim, hidden, layers, lambda dim: make_norm(norm, dim)))
+        d = hidden if layers else in_dim
         self.out = nn.Linear(d, out_dim) if out_dim is not None else None
         self.out_dim = out_dim if out_dim is not None else d
         if self.out is not None and zero_out:
