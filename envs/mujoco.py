@@ -10,8 +10,8 @@ Presets: ``HalfCheetah``, ``Hopper``, ``Walker2d``, ``Ant`` (any other Gymnasium
   limit (default 1000) that sets ``truncated``.
 - ``info`` passes the env's own entries through (``x_position``, ``reward_forward`` ...) and adds
   ``info["settings"]`` at reset. All randomness comes from ``reset(seed=...)``, passed to the MuJoCo env.
-- :func:`normalized_score` gives D4RL-normalised scores from D4RL's reference returns; v5 envs differ from
-  D4RL's v2 ones (observations, Ant's contact forces), so such scores are only indicative.
+- D4RL-normalised scores are the offline agents' business: ``agents/offline/scores.py`` holds D4RL's reference
+  returns and refuses them for a v5 return unless asked (v5 envs differ from D4RL's v2 ones).
 - :func:`make_task` builds the task an offline dataset names (``hopper``, ``mujoco/Hopper``, ``Hopper-v5``, any
   Gymnasium ``Name-vN``) with flat observations: the one place SAC collection and offline evaluation get their envs.
 """
@@ -31,13 +31,6 @@ select_gl()  # before MuJoCo is imported (it reads MUJOCO_GL then), so rgb_array
 PRESETS = ("HalfCheetah", "Hopper", "Walker2d", "Ant")
 OTHERS = ("InvertedPendulum", "InvertedDoublePendulum", "Reacher", "Pusher", "Swimmer", "Humanoid",
           "HumanoidStandup")
-# D4RL reference returns (random, expert) used for normalised scores (docs/references.md#d4rl-reference-scores).
-D4RL_REF = {
-    "HalfCheetah": (-280.178953, 12135.0),
-    "Hopper": (-20.272305, 3234.3),
-    "Walker2d": (1.629008, 4592.3),
-    "Ant": (-325.6, 3879.7),
-}
 
 
 @dataclass
@@ -64,14 +57,6 @@ def ids() -> list[str]:
 def accepts(name: str) -> bool:
     """True for the presets and the other Gymnasium MuJoCo env names in :data:`OTHERS`."""
     return name in PRESETS or name in OTHERS
-
-
-def normalized_score(name: str, episode_return: float | np.ndarray) -> float | np.ndarray:
-    """D4RL-normalised score ``100 * (return - random) / (expert - random)`` for the four presets."""
-    if name not in D4RL_REF:
-        raise ValueError(f"no D4RL reference returns for {name!r}; known: {sorted(D4RL_REF)}")
-    lo, hi = D4RL_REF[name]
-    return 100.0 * (episode_return - lo) / (hi - lo)
 
 
 class MujocoEnv(gym.Env):
