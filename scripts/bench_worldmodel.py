@@ -19,6 +19,7 @@ from typing import Any, Callable
 import torch
 
 from ssmrl.bench.output import emit
+from ssmrl.optim import optimizer_step
 from ssmrl.world_models import PRESETS, WorldModel, make_config
 
 
@@ -98,10 +99,7 @@ def bench_preset(preset: str, args, device) -> dict[str, Any]:
 
     def update():
         loss, _ = model.loss(batch, generator=sg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1000.0)
-        opt.step()
+        optimizer_step(loss, model.parameters(), opt, None, 1000.0)
 
     t_update = _timeit(update, args.repeats, args.warmup, device, args.clock)
     res: dict[str, Any] = dict(

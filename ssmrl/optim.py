@@ -181,14 +181,15 @@ def build_optimizer(param_groups: Iterable[Tensor] | Iterable[dict], cfg: Optimi
     return opt, linear_warmup(opt, cfg.warmup_updates)
 
 
-def optimizer_step(loss: Tensor, parameters: Iterable[Tensor], optimizer: Optimizer, scheduler: LambdaLR,
+def optimizer_step(loss: Tensor, parameters: Iterable[Tensor], optimizer: Optimizer, scheduler: LambdaLR | None,
                    grad_clip: float) -> Tensor:
-    """zero_grad -> backward -> clip the global gradient norm -> step -> scheduler step. Returns the norm before
-    clipping (a 0-d tensor: no host sync)."""
+    """zero_grad -> backward -> clip the global gradient norm -> step -> scheduler step (none when ``scheduler`` is
+    None). Returns the norm before clipping (a 0-d tensor: no host sync)."""
     params = list(parameters)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norm = clip_grad_norm(params, grad_clip)
     optimizer.step()
-    scheduler.step()
+    if scheduler is not None:
+        scheduler.step()
     return norm
