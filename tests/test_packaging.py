@@ -36,7 +36,7 @@ def test_an_unpacked_wheel_runs_without_the_checkout(wheel, tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = ("import ssmrl, ssmrl_scripts.bench_scan as b; from ssmrl.runs.config import CONFIG_ROOT, load_yaml; "
-            "from ssmrl.world_models import make_config; make_config('drama', 'debug'); "
+            "from ssmrl.world_models import make_config; make_config('drama', 'debug', action_dim=3); "
             "print(ssmrl.__file__); print(CONFIG_ROOT); print(sorted(load_yaml(CONFIG_ROOT / 'agent' / 'drama.yaml')))")
     env = {**os.environ, "PYTHONPATH": str(site)}
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
