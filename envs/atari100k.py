@@ -10,7 +10,7 @@ DreamerV3, DIAMOND; see ``docs/references.md#atari-reference-scores``); the huma
 
     env = envs.make("atari100k/Pong", seed=0)                       # or envs.atari100k.make("Pong")
     env = envs.make("atari100k/Breakout", seed=0, life_loss_terminal=True, grayscale=True)
-    human_normalized_score("Pong", 14.6)                             # -> 1.0
+    human_normalised_score("Pong", 14.6)                             # -> 1.0
 """
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def make(name: str, any_game: bool = False, render_mode: str | None = None, **ov
     return AtariEnv(cfg, render_mode=render_mode)
 
 
-def human_normalized_score(game: str, score: float) -> float:
+def human_normalised_score(game: str, score: float) -> float:
     """``(score - random) / (human - random)`` with the suite's reference scores for ``game``."""
     if game not in REFERENCE_SCORES:
         raise ValueError(f"no reference scores for game {game!r}; games with scores: {GAMES}")

@@ -61,15 +61,15 @@ def play_episodes(env_id: str, policy: Any, episodes: int, num_envs: int = 1, se
     return results
 
 
-def normalized_score(env_id: str, score: float) -> tuple[float, str] | None:
+def normalised_score(env_id: str, score: float) -> tuple[float, str] | None:
     """(normalised score, reference used) where the suite defines one, else None."""
     suite, _, name = env_id.partition("/")
     if suite in ("atari100k", "atari", "stori"):
-        from envs.atari100k import REFERENCE_SCORES, human_normalized_score
+        from envs.atari100k import REFERENCE_SCORES, human_normalised_score
 
         game = name.split("/")[0]
         if game in REFERENCE_SCORES:
-            return human_normalized_score(game, score), "human-normalised (Atari100k random/human reference scores)"
+            return human_normalised_score(game, score), "human-normalised (Atari100k random/human reference scores)"
     return None
 
 
@@ -78,9 +78,9 @@ def summarize(env_id: str, episodes: list[dict]) -> dict[str, Any]:
     mean, stderr = mean_and_stderr(returns)
     summary = {"episodes": len(returns), "mean": mean, "stderr": stderr, "std": float(returns.std()),
                "min": float(returns.min()), "max": float(returns.max()), "mean_length": float(np.mean([e["length"] for e in episodes]))}
-    normalised = normalized_score(env_id, mean)
+    normalised = normalised_score(env_id, mean)
     if normalised is not None:
-        summary["normalized_score"], summary["normalized_reference"] = normalised
+        summary["normalised_score"], summary["normalised_reference"] = normalised
     return summary
 
 
@@ -145,6 +145,6 @@ def _print_table(result: dict) -> None:
         print(f"{i:>8} {ep['env']:>4} {ep['return']:>12.2f} {ep['length']:>8}")
     line = (f"{result['env']} step {result['step']}: mean {result['mean']:.2f} ± {result['stderr']:.2f} "
             f"(s.e., {result['episodes']} episodes; std {result['std']:.2f})")
-    if "normalized_score" in result and math.isfinite(result["normalized_score"]):
-        line += f", normalised {result['normalized_score']:.3f} [{result['normalized_reference']}]"
+    if "normalised_score" in result and math.isfinite(result["normalised_score"]):
+        line += f", normalised {result['normalised_score']:.3f} [{result['normalised_reference']}]"
     print(line)

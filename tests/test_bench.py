@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from envs.atari100k import human_normalized_score
+from envs.atari100k import human_normalised_score
 from ssmrl.bench.published import ATARI100K
 from ssmrl.bench.report import write_report
 from ssmrl.bench.suite import collect, make_cells, run_suite
@@ -17,7 +17,7 @@ ENVS = ["memory/four-rooms", "memory/doors-keys-3"]
 @pytest.mark.parametrize("name,mean,median", [("IRIS", 1.046, 0.289), ("STORM", 1.222, 0.425),
                                               ("DreamerV3", 1.124, 0.485), ("DIAMOND", 1.459, 0.373)])
 def test_published_columns_reproduce_published_hns(name, mean, median):
-    hns = [human_normalized_score(g, s) for g, s in ATARI100K[name].items()]
+    hns = [human_normalised_score(g, s) for g, s in ATARI100K[name].items()]
     assert len(hns) == 26
     assert np.mean(hns) == pytest.approx(mean, abs=5e-4) and np.median(hns) == pytest.approx(median, abs=5e-4)
 
@@ -58,7 +58,7 @@ def test_atari_report_tables_and_plots(tmp_path):
     cells = collect(tmp_path)
     hns = {}
     for c in cells:
-        hns.setdefault(c["cell"]["env"], []).append(human_normalized_score(c["cell"]["env"].split("/")[1], c["score"]))
+        hns.setdefault(c["cell"]["env"], []).append(human_normalised_score(c["cell"]["env"].split("/")[1], c["score"]))
     expected_mean = np.mean([np.mean(v) for v in hns.values()])
     assert f"| drama | 3 | 3 | {expected_mean:.3f} [" in report
     assert "STORM (*published*, same games)" in report
@@ -152,3 +152,14 @@ def test_campaign_status_lists_runs_with_progress_and_resume_commands(tmp_path, 
     held = Run.open(root / "partial", [], Config)  # a live holder of the lock counts as running
     assert campaign.status(root / "partial")["running"]
     held.close()
+
+
+def test_results_written_before_the_normalised_rename_still_read(tmp_path):
+    from ssmrl.bench.suite import final_score
+
+    run = tmp_path / "drama" / "atari100k__Pong" / "seed0"
+    run.mkdir(parents=True)
+    (run / "scores.jsonl").write_text(json.dumps({"kind": "eval", "step": 10, "mean": 1.0, "normalized_score": 0.5}) + "\n")
+    assert final_score(run)["normalised"] == 0.5
+    (run / "done.json").write_text(json.dumps({"cell": {"agent": "drama"}, "score": 1.0, "normalized": 0.5}))
+    assert collect(tmp_path)[0]["normalised"] == 0.5

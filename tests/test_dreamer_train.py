@@ -107,7 +107,7 @@ def test_debug_run_of_every_suite_trains_and_evaluates(tmp_path, agent, env, opt
     result = json.loads(out.read_text())
     assert result["episodes"] == 1
     if env.startswith(("atari100k", "stori")):
-        assert "normalized_score" in result  # human-normalised with the Atari100k reference scores
+        assert "normalised_score" in result  # human-normalised with the Atari100k reference scores
 
 
 def test_video_annotation_names_rows_and_explains_border_colours():

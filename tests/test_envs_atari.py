@@ -190,13 +190,13 @@ def test_reference_scores_and_human_normalised_score():
     for game, (rnd, hum, _) in _TABLE.items():
         ref_rnd, ref_hum = atari100k.REFERENCE_SCORES[game]
         assert abs(ref_rnd - rnd) <= 0.5 and abs(ref_hum - hum) <= 0.5, game
-        assert atari100k.human_normalized_score(game, ref_rnd) == pytest.approx(0.0, abs=1e-12)
-        assert atari100k.human_normalized_score(game, ref_hum) == pytest.approx(1.0)
+        assert atari100k.human_normalised_score(game, ref_rnd) == pytest.approx(0.0, abs=1e-12)
+        assert atari100k.human_normalised_score(game, ref_hum) == pytest.approx(1.0)
         score = 0.3 * hum + 11.0
-        assert atari100k.human_normalized_score(game, score) == pytest.approx((score - ref_rnd) / (ref_hum - ref_rnd))
+        assert atari100k.human_normalised_score(game, score) == pytest.approx((score - ref_rnd) / (ref_hum - ref_rnd))
     # IRIS's published aggregate (docs/references.md#published-atari100k-scores): mean HNS 1.046, median 0.289
-    hns = [atari100k.human_normalized_score(g, v[2]) for g, v in _TABLE.items()]
+    hns = [atari100k.human_normalised_score(g, v[2]) for g, v in _TABLE.items()]
     assert np.mean(hns) == pytest.approx(1.046, abs=2e-3)
     assert np.median(hns) == pytest.approx(0.289, abs=2e-3)
     with pytest.raises(ValueError, match="Pong"):
-        atari100k.human_normalized_score("Tetris", 1.0)
+        atari100k.human_normalised_score("Tetris", 1.0)

@@ -34,7 +34,7 @@ def test_offline_train_resume_eval(tmp_path, dataset, agent, capsys):
     assert payload["step"] == 30 and payload["objects"]["trainer"]["step"] == 30
     scores = [json.loads(l) for l in (run / "scores.jsonl").read_text().splitlines()]
     assert [s["step"] for s in scores] == [20, 30]  # the final evaluation of each invocation
-    assert all(s["normalized_reference"] == "dataset" for s in scores)
+    assert all(s["normalised_reference"] == "dataset" for s in scores)
     out = tmp_path / "eval.json"
     assert main(["eval", str(run), "--episodes", "2", "--out", str(out)]) == 0
     result = json.loads(out.read_text())

@@ -63,7 +63,7 @@ def evaluate(run: Run, agent: DreamerAgent, step: int, episodes: int) -> dict:
     results = play_episodes(cfg.env.id, policy, episodes, num_envs=min(episodes, cfg.env.num_envs),
                             seed=Seeds(cfg.seed).int(f"eval-envs-{step}"), options={**cfg.env.options, **cfg.env.eval_options})
     summary = summarize(cfg.env.id, results)
-    run.log_score(step, kind="eval", **{k: v for k, v in summary.items() if k != "normalized_reference"},
+    run.log_score(step, kind="eval", **{k: v for k, v in summary.items() if k != "normalised_reference"},
                   returns=[r["return"] for r in results])
     run.log_metrics(step, {f"eval/{k}": v for k, v in summary.items() if isinstance(v, (int, float))})
     return summary

@@ -67,7 +67,7 @@ def train(run: Run) -> None:
     def on_eval(step: int, result: dict, _trainer) -> None:
         fields = {"kind": "eval", "mean": result["return_mean"], "std": result["return_std"], "returns": result["returns"]}
         if result.get("normalised"):
-            fields.update(normalized_score=result["normalised"].get("score"), normalized_reference=result["normalised"].get("reference"))
+            fields.update(normalised_score=result["normalised"].get("score"), normalised_reference=result["normalised"].get("reference"))
         run.log_score(step, **fields)
         run.log_metrics(step, {"eval/return": result["return_mean"]})
 

@@ -116,13 +116,13 @@ def _fmt(ci: dict) -> str:
 def atari_section(scores: dict[str, dict[str, list[float]]], out: Path, changed: list[str] | None = None) -> list[str]:
     """Human-normalised aggregates beside published 100k-step numbers; ``changed``: the words by which the cells
     departed from the default budget and sizes (printed as a warning above the comparison)."""
-    from envs.atari100k import REFERENCE_SCORES, human_normalized_score
+    from envs.atari100k import REFERENCE_SCORES, human_normalised_score
     from ssmrl.bench.published import ATARI100K
 
     lines = ["## Atari100k (human-normalised)", ""]
     hns: dict[str, dict[str, np.ndarray]] = {}
     for agent, per_env in scores.items():
-        games = {env.split("/")[1]: np.array([human_normalized_score(env.split("/")[1], s) for s in vals])
+        games = {env.split("/")[1]: np.array([human_normalised_score(env.split("/")[1], s) for s in vals])
                  for env, vals in per_env.items() if env.split("/")[0] in ("atari100k", "atari") and env.split("/")[1] in REFERENCE_SCORES}
         if games:
             hns[agent] = games
@@ -141,7 +141,7 @@ def atari_section(scores: dict[str, dict[str, list[float]]], out: Path, changed:
                      f"| {_fmt(agg['optimality_gap'])} | {above} |")
     for name, col in ATARI100K.items():
         games = sorted({g for per in hns.values() for g in per})
-        vals = np.array([human_normalized_score(g, col[g]) for g in games])[None, :]
+        vals = np.array([human_normalised_score(g, col[g]) for g in games])[None, :]
         lines.append(f"| {name} (*published*, same games) | {len(games)} | – | {vals.mean():.3f} | {np.median(vals):.3f} | – | – "
                      f"| {int((vals > 1).sum())} |")
     lines += ["", "Intervals: 95% stratified bootstrap over runs within each game (1,000 resamples).", ""]
@@ -187,11 +187,11 @@ def write_report(suite_dir: Path) -> Path:
             m, se = mean_and_stderr(vals)
             lines.append(f"| {agent} | {env} | {len(vals)} | {m:.2f} ± {se:.2f} |")
     lines.append("")
-    normalised = [c for c in cells if "normalized" in c]
+    normalised = [c for c in cells if "normalised" in c]
     if normalised:
         by_agent = defaultdict(list)
         for c in normalised:
-            by_agent[c["cell"]["agent"]].append(c["normalized"])
+            by_agent[c["cell"]["agent"]].append(c["normalised"])
         lines += ["## Normalised average", "", "| agent | cells | normalised score |", "|---|---|---|"]
         lines += [f"| {a} | {len(v)} | {np.mean(v):.1f} ± {mean_and_stderr(v)[1]:.1f} |" for a, v in sorted(by_agent.items())]
         lines.append("")

@@ -93,7 +93,8 @@ def final_score(run_dir: Path) -> dict:
     evals = [r for r in rows if r.get("kind") == "eval"]
     if evals:
         last = evals[-1]
-        return {"step": last["step"], "score": last["mean"], "source": "eval", **({"normalized": last["normalized_score"]} if "normalized_score" in last else {})}
+        norm = last.get("normalised_score", last.get("normalized_score"))  # the second: scores.jsonl before the rename
+        return {"step": last["step"], "score": last["mean"], "source": "eval", **({"normalised": norm} if norm is not None else {})}
     train = [r["episode_return"] for r in rows if "episode_return" in r][-10:]
     if not train:
         raise RuntimeError(f"{run_dir} finished without any evaluation or episode score")
@@ -171,8 +172,12 @@ def run_suite(suite: str, agents: list[str], seeds: list[int], out: Path, envs: 
 
 
 def collect(out: Path) -> list[dict]:
-    """Every finished cell's done.json under a suite folder."""
-    return [json.loads(p.read_text()) for p in sorted(Path(out).glob("*/*/seed*/done.json"))]
+    """Every finished cell's done.json under a suite folder (an older file's "normalized" key read as "normalised")."""
+    cells = [json.loads(p.read_text()) for p in sorted(Path(out).glob("*/*/seed*/done.json"))]
+    for cell in cells:
+        if "normalized" in cell:
+            cell.setdefault("normalised", cell.pop("normalized"))
+    return cells
 
 
 def suite_cli(argv: list[str]) -> int:
