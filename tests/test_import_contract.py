@@ -24,10 +24,8 @@ FORBIDDEN = {
     "ssmrl/evaluation.py": ("agents",),
     "envs": ("agents", "ssmrl.world_models", "ssmrl.ssm", "ssmrl.kernels"),
 }
-# The composition root may import agents; nothing in the core imports the composition root, except these
-# (module -> why): a transitional alias that resolves lazily.
+# The composition root may import agents; nothing in the core imports the composition root.
 COMPOSITION_ROOT = "ssmrl/cli"
-ROOT_IMPORTS_ALLOWED = {"ssmrl/runs/schema.py": "lazy Config alias for agents/dreamer/imagine.py"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -70,7 +68,7 @@ def test_only_the_composition_root_imports_agents():
         for name in _imports(path):
             if name == "agents" or name.startswith("agents."):
                 bad.append(f"{rel} imports {name}")
-            if (name == "ssmrl.cli" or name.startswith("ssmrl.cli.")) and rel not in ROOT_IMPORTS_ALLOWED:
+            if name == "ssmrl.cli" or name.startswith("ssmrl.cli."):
                 bad.append(f"{rel} imports the composition root ({name})")
     assert not bad, bad
 

@@ -20,7 +20,6 @@ from ssmrl.replay import ReplayBuffer, ReplayConfig
 from ssmrl.rollout import RolloutConfig, RolloutEngine
 from ssmrl.runs.config import ConfigError
 from ssmrl.runs.run import Run
-from ssmrl.runs.schema import Config
 from ssmrl.runs.seeding import Seeds
 
 
@@ -37,9 +36,10 @@ def collect(run: Run, policy, sequences: int, length: int, seed: int) -> dict[st
     return replay.gather(np.arange(sequences), np.zeros(sequences, np.int64), length)
 
 
-def imagine_cli(args: argparse.Namespace) -> int:
+def imagine_cli(args: argparse.Namespace, schema: type) -> int:
+    """``ssmrl imagine``; ``schema``: the run config's dataclass, given by the CLI (``ssmrl.cli.config.Config``)."""
     run_dir, checkpoint = resolve_target(args.target)
-    run = Run.load(run_dir, Config)
+    run = Run.load(run_dir, schema)
     agent, step = load_agent(run, checkpoint)
     if agent.spec.image_shape is None:
         raise ConfigError(f"{run_dir}: the world model has no image decoder (vector observations only); nothing to render")

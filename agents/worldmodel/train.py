@@ -51,7 +51,7 @@ class Dataset:
 def section(cfg: Any) -> WorldModelTrainConfig:
     wcfg = getattr(cfg, "worldmodel", None)
     if not isinstance(wcfg, WorldModelTrainConfig):
-        raise TypeError("the run config has no 'worldmodel' section (ssmrl.runs.schema.Config needs a "
+        raise TypeError("the run config has no 'worldmodel' section (ssmrl.cli.config.Config needs a "
                         "`worldmodel: WorldModelTrainConfig` field)")
     return wcfg
 

@@ -140,7 +140,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_imagine(args: argparse.Namespace) -> int:
-    return _load(TOOLS["imagine"])(args)
+    from ssmrl.cli.config import Config
+
+    return _load(TOOLS["imagine"])(args, Config)
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:

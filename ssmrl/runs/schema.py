@@ -46,14 +46,3 @@ def resolve_device(name: str):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device={name!r} but CUDA is not available on this machine; use device=cpu")
     return device
-
-
-def __getattr__(name: str):
-    # Transitional: agents/dreamer/imagine.py still does ``from ssmrl.runs.schema import Config``; the run config
-    # lives in ssmrl.cli.config. Resolved on first use only, so importing this module loads neither torch nor
-    # agents. Remove once imagine takes its schema from the CLI.
-    if name == "Config":
-        from ssmrl.cli.config import Config
-
-        return Config
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
