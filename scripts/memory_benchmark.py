@@ -63,7 +63,7 @@ def time_updates(words: list[str], updates: int, warmup: int = 2) -> dict:
     cfg = _config(words)
     wcfg = section(cfg)
     data = build_dataset(cfg)
-    wm = build_model(cfg, data.spaces)
+    wm = build_model(cfg, data.spec)
     opt, sched = build_optimizer(wm.param_groups(wcfg.optimizer.weight_decay), wcfg.optimizer)
     sampler = make_sampler(cfg, data)  # with worldmodel.stream, each update's time includes collecting its episodes
     seq_len = wcfg.seq_len or data.context + data.query
@@ -71,7 +71,7 @@ def time_updates(words: list[str], updates: int, warmup: int = 2) -> dict:
     times = []
     for i in range(warmup + updates):
         t0 = time.perf_counter()
-        train_step(wm, opt, sched, _batch(sampler.sample(wcfg.batch_size, seq_len), data.spaces["discrete"], "cpu"),
+        train_step(wm, opt, sched, _batch(sampler.sample(wcfg.batch_size, seq_len), data.spec.discrete, "cpu"),
                    wcfg.optimizer.grad_clip, gen)
         if i >= warmup:
             times.append(time.perf_counter() - t0)

@@ -121,7 +121,11 @@ def test_hdf5_round_trip(records, tmp_path):
     assert (ds.context, ds.query) == (5, 5)
     np.testing.assert_array_equal(ds.eval_windows["image"][0], recs["image"][20:30])
     np.testing.assert_array_equal(ds.train["reward"], recs["reward"][:20])
-    assert ds.spaces == {"image_shape": (16, 16, 3), "vector_dim": None, "action_dim": 3, "discrete": True}
+    assert (ds.spec.image_shape, ds.spec.vector_dim, ds.spec.action_dim, ds.spec.discrete) == ((16, 16, 3), None, 3, True)
+    wrong = SimpleNamespace(seed=0, env=SimpleNamespace(id="memory/distracting-8", options={"image_size": 32, "view_cells": 5}),
+                            worldmodel=WorldModelTrainConfig(dataset=str(path), eval_episodes=1))
+    with pytest.raises(ValueError, match="'image' observations have shape"):
+        build_dataset(wrong)
 
 
 # -------------------------------------------------------------------------------------------- protocol alignment

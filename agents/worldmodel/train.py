@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 import envs
+from envs.spec import EnvSpec, ObservationSpec
 from ssmrl.optim import build_optimizer, optimizer_step
 from agents.worldmodel import data as D
 from agents.worldmodel import metrics as M
@@ -44,7 +45,7 @@ class Dataset:
     query: int
     classes: np.ndarray  # reward values the env gives (from the training data)
     settings: dict[str, Any]
-    spaces: dict[str, Any]
+    spec: EnvSpec  # the env's observations and actions (what the world model is built for)
     episode_length: int
 
 
@@ -89,38 +90,44 @@ def build_dataset(cfg: Any, truth: bool = False) -> Dataset:
                                     seeds.int("heldout") % 2**31, truth)
     context, query = M.default_split(cfg.env.id, episode_length, wcfg.context, wcfg.query)
     windows = D.episode_windows(held, context + query)
-    image = train.get("image")
-    action_dim, discrete = _action_space(cfg, train["action"])
-    spaces = {
-        "image_shape": None if image is None else tuple(int(s) for s in image.shape[1:]),
-        "vector_dim": int(np.prod(train["vector"].shape[1:])) if "vector" in train else None,
-        "action_dim": action_dim,
-        "discrete": discrete,
-    }
     classes = M.reward_classes(train["reward"][~train["is_first"].astype(bool)])
-    return Dataset(train, windows, context, query, classes, settings, spaces, episode_length)
+    return Dataset(train, windows, context, query, classes, settings, dataset_spec(cfg, train), episode_length)
 
 
-def _action_space(cfg: Any, action: np.ndarray) -> tuple[int, bool]:
-    """(action_dim, discrete) from the env's action space; from the data when the env cannot be built."""
+def _records_spec(records: dict[str, np.ndarray]) -> EnvSpec:
+    """An EnvSpec read from records alone: their "image" / "vector" keys; actions are indices when 1-D (as many as
+    the largest seen + 1), else vectors of unknown bounds."""
+    obs = tuple(ObservationSpec(k, tuple(int(s) for s in records[k].shape[1:]), records[k].dtype.name)
+                for k in ("image", "vector") if k in records)
+    action = np.asarray(records["action"])
+    if action.ndim == 1:
+        return EnvSpec(obs, action_dim=int(np.max(action)) + 1, discrete=True)
+    dim = int(action.shape[-1])
+    return EnvSpec(obs, action_dim=dim, discrete=False, action_low=(-np.inf,) * dim, action_high=(np.inf,) * dim)
+
+
+def dataset_spec(cfg: Any, records: dict[str, np.ndarray]) -> EnvSpec:
+    """``envs.env_spec`` of the run's env; read from the records when the env cannot be built here (a dataset of
+    a suite not installed). The records' "image" / "vector" shapes must be the env's (ValueError otherwise)."""
     try:
         env = envs.make(cfg.env.id, **cfg.env.options)
     except (ValueError, TypeError, ModuleNotFoundError):
-        env = None
-    if env is not None:
-        space = env.action_space
+        return _records_spec(records)
+    try:
+        spec = envs.env_spec(env)
+    finally:
         env.close()
-        if hasattr(space, "n"):
-            return int(space.n), True
-        return int(np.prod(space.shape)), False
-    if action.ndim == 1:  # discrete indices
-        return int(np.max(action)) + 1, True
-    return int(action.shape[-1]), False
+    data = _records_spec(records)
+    for key in ("image", "vector"):
+        have, want = data.observation(key), spec.observation(key)
+        if (have and have.shape) != (want and want.shape):
+            raise ValueError(f"the dataset's {key!r} observations have shape {have and have.shape}, the env "
+                             f"{cfg.env.id} with options {dict(cfg.env.options)} gives {want and want.shape}")
+    return spec
 
 
-def build_model(cfg: Any, spaces: dict[str, Any]) -> WorldModel:
-    wm_cfg = make_config(cfg.wm.preset, cfg.wm.size, action_dim=spaces["action_dim"], image_shape=spaces["image_shape"],
-                         vector_dim=spaces["vector_dim"], discrete_actions=spaces["discrete"], **cfg.wm.overrides)
+def build_model(cfg: Any, spec: EnvSpec) -> WorldModel:
+    wm_cfg = make_config(cfg.wm.preset, cfg.wm.size, env=spec, **cfg.wm.overrides)
     return WorldModel(wm_cfg, seed=Seeds(cfg.seed).int("networks") % 2**31)
 
 
@@ -291,7 +298,7 @@ def train(run: Run) -> dict[str, Any]:
     print(f"dataset: {source} {len(data.train['reward'])} records, {len(data.eval_windows['reward'])} held-out windows, "
           f"context {data.context} + query {data.query}, reward classes {data.classes.tolist()} "
           f"({time.time() - clock:.1f}s)", flush=True)
-    wm = build_model(cfg, data.spaces).to(device)
+    wm = build_model(cfg, data.spec).to(device)
     run.update_info(env_settings=data.settings, parameters={"world_model": wm.num_parameters()},
                     memory_protocol={"context": data.context, "query": data.query, "classes": data.classes.tolist(),
                                      "stream": wcfg.stream, "episodes": wcfg.episodes})
@@ -317,7 +324,7 @@ def train(run: Run) -> dict[str, Any]:
     with StopRequest() as stop:
         try:
             while counters["updates"] < cfg.train.steps:
-                batch = _batch(sampler.sample(wcfg.batch_size, seq_len), data.spaces["discrete"], device)
+                batch = _batch(sampler.sample(wcfg.batch_size, seq_len), data.spec.discrete, device)
                 metrics = train_step(wm, opt, sched, batch, wcfg.optimizer.grad_clip, learn_gen)
                 counters["updates"] += 1
                 bar.update(1)
