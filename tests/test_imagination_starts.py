@@ -214,6 +214,7 @@ def test_the_acting_policy_clips_continuous_actions_to_the_env_range():
     obs = {"vector": np.zeros((256, VEC), np.float32)}
     action, state = policy.act(obs, np.ones(256, bool), policy.initial_state(256))
     assert np.abs(action).max() <= 1.0 and (np.abs(action) == 1.0).any()
-    assert state.action.abs().max() <= 1.0
+    _, carried = state  # the action the next step feeds the model is the executed one
+    assert carried.abs().max() <= 1.0 and torch.equal(carried, torch.as_tensor(action))
     raw = agent.ac.act(torch.zeros(256, agent.wm.feat_dim), generator=torch.Generator().manual_seed(0))
     assert raw.abs().max() > 1.0  # the raw samples do leave the range

@@ -264,7 +264,7 @@ def test_loss_decreases_on_tiny_env(preset, image):
 
 
 def test_acting_step_by_step_equals_observe(preset_model):
-    """observe_step + with_action per step (as an acting loop does) equals one observe pass."""
+    """step(obs_t, a_{t-1}, first_t, state) per step (as an acting loop does) equals one observe pass."""
     preset, model = preset_model
     b, l = 2, 6
     first = torch.zeros(b, l, dtype=torch.bool)
@@ -275,9 +275,9 @@ def test_acting_step_by_step_equals_observe(preset_model):
         lat, feat, _ = model.observe(obs, action, first, None, sample=False)
         st, feats = None, []
         for t in range(l):
-            _, f_t, st = model.observe_step({k: v[:, t] for k, v in obs.items()}, first[:, t], st, sample=False)
+            prev = action[:, t - 1].argmax(-1) if t else None
+            _, f_t, st = model.step({k: v[:, t] for k, v in obs.items()}, prev, first[:, t], st, sample=False)
             feats.append(f_t)
-            st = model.with_action(st, action[:, t].argmax(-1))
     assert same(torch.stack(feats, 1), feat, atol=1e-5), preset
 
 

@@ -11,8 +11,8 @@ the agent) and hands plain tensors to ``update`` (the benchmark times the same t
                          probabilities from the heads -> ActorCritic.loss (lambda-returns, percentile return
                          normalisation, slow critic)
 
-Acting runs the world model one step per env step (``observe`` on a length-1 sequence with the carried state),
-never re-running past frames; the state is zeroed where ``first`` is True.
+Acting is one world-model call per env step (``WorldModel.step(obs, prev_action, first, state)``: ``observe`` on
+a length-1 sequence with the carried state), never re-running past frames; the state is zeroed where ``first``.
 """
 from __future__ import annotations
 
@@ -199,19 +199,21 @@ class DreamerPolicy:
         self.agent, self.greedy, self.generator = agent, greedy, generator
 
     def initial_state(self, batch_size: int):
-        return self.agent.wm.initial_state(batch_size, self.agent.device)
+        """(world-model state, the action last taken (B, A)): the policy carries its previous action itself."""
+        wm_state = self.agent.wm.initial_state(batch_size, self.agent.device)
+        return wm_state, torch.zeros_like(wm_state.action)
 
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray], first: np.ndarray, state) -> tuple[np.ndarray, Any]:
         agent = self.agent
         agent.wm.eval()
+        wm_state, prev_action = state
         obs_t = {k: torch.as_tensor(v, device=agent.device) for k, v in obs.items() if k in ("image", "vector")}
         first_t = torch.as_tensor(first, device=agent.device)
-        _, features, state = agent.wm.observe_step(obs_t, first_t, state, generator=self.generator)
+        _, features, wm_state = agent.wm.step(obs_t, prev_action, first_t, wm_state, generator=self.generator)
         action = agent.ac.act(features, sample=not self.greedy, generator=self.generator)
         if not agent.spec.discrete:
             action = action.clamp(-1.0, 1.0)  # the env's range; the model sees what the env executes
-        state = agent.wm.with_action(state, action)
         if agent.spec.discrete:
-            return action.argmax(-1).cpu().numpy(), state
-        return action.cpu().numpy().astype(np.float32), state
+            return action.argmax(-1).cpu().numpy(), (wm_state, action)
+        return action.cpu().numpy().astype(np.float32), (wm_state, action)

@@ -268,12 +268,18 @@ class WorldModel(nn.Module):
         new_state = WorldModelState(backbone=bstate, h=h[:, -1], z=z[:, -1], action=action[:, -1])
         return dict(post=post, prior=prior, z=z, h=h), features, new_state
 
-    def observe_step(self, obs_t: dict[str, torch.Tensor], first_t: torch.Tensor | None,
-                     state: WorldModelState | None, *, sample: bool = True,
-                     generator: torch.Generator | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor, WorldModelState]:
-        """One real step, for acting: ``obs_t`` dict of (B, ...), ``first_t`` bool (B,). Consumes the previous
-        action stored in ``state``; returns (latents of step t with (B, ...) shapes, features (B, F), state).
-        Once the policy has chosen a_t, store it with :meth:`with_action` before the next call."""
+    def step(self, obs_t: dict[str, torch.Tensor], prev_action: torch.Tensor | None, first_t: torch.Tensor | None,
+             state: WorldModelState | None, *, sample: bool = True, generator: torch.Generator | None = None
+             ) -> tuple[dict[str, torch.Tensor], torch.Tensor, WorldModelState]:
+        """One real step, for acting: ``obs_t`` dict of (B, ...); ``prev_action`` a_{t-1} (B, A) or indices (B,),
+        the action taken before ``obs_t`` arrived (None: the one ``state`` holds; ignored where ``first_t``);
+        ``first_t`` bool (B,). Returns (latents of step t with (B, ...) shapes, features (B, F), state)."""
+        if state is not None and prev_action is not None:
+            action = self.prepare_action(prev_action)
+            if tuple(action.shape) != tuple(state.action.shape):
+                raise ValueError(f"prev_action must have shape {tuple(state.action.shape)} (or (B,) indices), "
+                                 f"got {tuple(action.shape)}")
+            state = dataclasses.replace(state, action=action)
         obs = {k: v.unsqueeze(1) for k, v in obs_t.items()}
         b = next(iter(obs.values())).shape[0]
         dummy = torch.zeros(b, 1, self.cfg.action_dim, device=self.device)
@@ -281,7 +287,6 @@ class WorldModel(nn.Module):
         lat, feat, st = self.observe(obs, dummy, first, state, sample=sample, generator=generator)
         return {k: v[:, 0] for k, v in lat.items()}, feat[:, 0], st
 
-    @torch.no_grad()
     def posterior_states(self, latents: dict[str, torch.Tensor], action: torch.Tensor, first: torch.Tensor,
                          last: int) -> WorldModelState:
         """The states a training pass reached at the last ``last`` steps of each window, as imagination starts
@@ -318,14 +323,6 @@ class WorldModel(nn.Module):
 
         return WorldModelState(backbone=cat_states(kept), h=step_major(h), z=step_major(z),
                                action=step_major(action))
-
-    def with_action(self, state: WorldModelState, action: torch.Tensor) -> WorldModelState:
-        """``state`` with a_t (B, A) or indices (B,) as the action the next step consumes."""
-        action = self.prepare_action(action)
-        if tuple(action.shape) != tuple(state.action.shape):
-            raise ValueError(f"action must have shape {tuple(state.action.shape)} (or (B,) indices), "
-                             f"got {tuple(action.shape)}")
-        return dataclasses.replace(state, action=action)
 
     def imagine(self, policy: Callable[[torch.Tensor], torch.Tensor] | None, start: WorldModelState,
                 horizon: int, *, actions: torch.Tensor | None = None, latents: torch.Tensor | None = None,
