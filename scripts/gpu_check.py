@@ -300,7 +300,7 @@ def drama_checks(device: str, smoke: bool, updates: int) -> dict:
         metrics = one_update()
         if not all(torch.isfinite(torch.as_tensor(v)).all() for v in metrics.values()):
             raise AssertionError("non-finite metrics")
-        return "ran (host syncs are counted on CUDA only; tests/test_host_syncs.py counts host reads on CPU)"
+        return "ran (host syncs are counted on CUDA only; tests/agents/dreamer/test_host_syncs.py counts host reads on CPU)"
 
     check(f"Drama updates on {device}", updates_run)
     return out

@@ -14,6 +14,8 @@ from ssmrl.ssm.mamba import Mamba
 from ssmrl.ssm.s4d import S4D
 from ssmrl.ssm.s5 import S5
 
+from tests import ROOT
+
 D_MODEL = 6
 LAYERS = {
     "s4d_lin": lambda g, **kw: S4D(D_MODEL, d_state=8, init="lin", generator=g, **kw),
@@ -182,7 +184,7 @@ def test_no_weight_decay_names_and_bad_input(name):
 
 LAYER_TRITON_SCRIPT = """
 import torch
-import tests.test_ssm_layers as T
+import tests.ssmrl.ssm.test_layers as T
 for name in ("s5", "mamba"):
     x, first = T.data(B=2, L=5)
     outs = []
@@ -198,8 +200,7 @@ print("ok")
 @pytest.mark.skipif(not triton_available(), reason="triton is not installed")
 def test_layers_with_triton_backend_under_interpreter():
     env = dict(os.environ, TRITON_INTERPRET="1")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.run(
-        [sys.executable, "-c", LAYER_TRITON_SCRIPT], cwd=root, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", LAYER_TRITON_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stdout + proc.stderr

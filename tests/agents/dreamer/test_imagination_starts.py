@@ -15,6 +15,8 @@ from envs.spec import EnvSpec, ObservationSpec
 from ssmrl.world_models import PRESETS, WorldModel, make_config
 from ssmrl.world_models.model import cat_states
 
+from tests import ROOT
+
 A, IMG, VEC = 3, (8, 8, 3), 3
 
 
@@ -164,7 +166,6 @@ def test_the_benchmark_times_the_methods_the_update_calls(monkeypatch):
     """bench_train and DreamerAgent.update go through train_world_model / imagination_starts /
     train_actor_critic: counting calls through both shows they cannot drift apart."""
     import importlib.util
-    from pathlib import Path
 
     from agents.dreamer.agent import DreamerAgent, sample_batches
 
@@ -177,7 +178,7 @@ def test_the_benchmark_times_the_methods_the_update_calls(monkeypatch):
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(DreamerAgent, name, counted)
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_train.py"
+    path = ROOT / "scripts" / "bench_train.py"
     spec = importlib.util.spec_from_file_location("bench_train_under_test", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

@@ -10,6 +10,8 @@ from ssmrl.bench.published import ATARI100K
 from ssmrl.bench.report import write_report
 from ssmrl.bench.suite import collect, make_cells, run_suite
 
+from tests import ROOT
+
 WORDS = ["size=debug", "train.steps=60", "train.checkpoint_every=30", "env.options.max_steps=20", "env.options.image_size=16"]
 ENVS = ["memory/four-rooms", "memory/doors-keys-3"]
 
@@ -136,7 +138,7 @@ def test_campaign_status_lists_runs_with_progress_and_resume_commands(tmp_path, 
     assert main(["train", *words, "train.steps=30", "--run-dir", str(root / "done")]) == 0
     assert main(["train", *words, "train.steps=30", "--run-dir", str(root / "partial")]) == 0
     Run.open(root / "partial", ["train.steps=90"], Config).close()  # budget raised: unfinished now
-    path = Path(__file__).resolve().parents[1] / "scripts" / "campaign.py"
+    path = ROOT / "scripts" / "campaign.py"
     spec = importlib.util.spec_from_file_location("campaign_under_test", path)
     campaign = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(campaign)

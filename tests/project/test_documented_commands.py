@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,7 @@ from ssmrl.cli.main import EPILOG, build_parser
 from ssmrl.cli.config import Config, check
 from ssmrl.runs.config import from_dict
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
 DOCS = [ROOT / "README.md", ROOT / "docs" / "architecture.md"]
 
 

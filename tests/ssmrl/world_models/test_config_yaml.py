@@ -1,8 +1,9 @@
 """The world model's architecture values live in configs/world_models.yaml (ssmrl.world_models.config loads them).
 
-``tests/data/wm_configs.json`` holds ``config_to_dict(make_config(preset, size, ...))`` for every preset x size
-(for a discrete image env spec, a continuous vector env spec and no env) as computed by the Python tables that
-held these values before (commit 27f0800): the YAML must reproduce them exactly (ints stay ints, floats floats).
+``data/wm_configs.json`` (next to this file) holds ``config_to_dict(make_config(preset, size, ...))`` for every
+preset x size (for a discrete image env spec, a continuous vector env spec and no env) as computed by the Python
+tables that held these values before (commit 27f0800): the YAML must reproduce them exactly (ints stay ints, floats
+floats).
 """
 from __future__ import annotations
 

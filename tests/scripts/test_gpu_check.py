@@ -6,11 +6,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
+from tests import ROOT
+
+SCRIPT = ROOT / "scripts" / "gpu_check.py"
 
 
 def _run(*args: str, interpret: bool) -> subprocess.CompletedProcess:

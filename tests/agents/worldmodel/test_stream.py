@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +16,10 @@ from agents.worldmodel.train import StreamSampler, WindowSampler, build_dataset,
 from ssmrl.runs.config import from_dict, resolve_args
 from ssmrl.cli.config import Config
 
+from tests import ROOT
+
 _spec = importlib.util.spec_from_file_location(
-    "memory_benchmark", Path(__file__).resolve().parents[1] / "scripts" / "memory_benchmark.py")
+    "memory_benchmark", ROOT / "scripts" / "memory_benchmark.py")
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
 # package (or module file) -> the packages it must not import
 FORBIDDEN = {
     "ssmrl/kernels": ("ssmrl.ssm", "ssmrl.world_models", "agents", "envs"),

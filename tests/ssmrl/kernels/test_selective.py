@@ -9,10 +9,7 @@ from ssmrl.kernels.backend import triton_available
 from ssmrl.kernels.selective import selective_scan, selective_scan_step
 import ssmrl.kernels.selective as selective_module
 
-try:  # pytest puts tests/ on sys.path; the Triton child processes import this file as tests.<name>
-    from kernel_cases import PATTERNS, make_first, run_under_triton_interpreter
-except ModuleNotFoundError:
-    from tests.kernel_cases import PATTERNS, make_first, run_under_triton_interpreter
+from tests.ssmrl.kernels.kernel_cases import PATTERNS, make_first, run_under_triton_interpreter
 
 
 def inputs(dtype=torch.float64, B=2, L=8, Dm=5, N=3, seed=0):
@@ -134,7 +131,7 @@ def test_bad_inputs_raise_naming_argument():
 TRITON_SCRIPT = textwrap.dedent(
     """
     import torch
-    import tests.test_kernels_selective as T
+    import tests.ssmrl.kernels.test_selective as T
     from ssmrl.kernels.selective import _selective_reference
     from ssmrl.kernels.triton_selective import selective_scan_triton
     for pattern, use in [(p, ("D", "z", "h0")) for p in T.PATTERNS] + [("random", ())]:

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from ssmrl.world_models import PRESETS, WorldModel, make_config
 
+from tests import ROOT
+
 _spec = importlib.util.spec_from_file_location(
-    "bench_worldmodel", Path(__file__).resolve().parents[1] / "scripts" / "bench_worldmodel.py")
+    "bench_worldmodel", ROOT / "scripts" / "bench_worldmodel.py")
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 

@@ -1,5 +1,5 @@
 """No import cycles between modules of ``ssmrl``, ``agents`` and ``envs``: every module's import statements (top
-level and inside functions, as in tests/test_import_contract.py) are edges, and the graph must be acyclic.
+level and inside functions, as in tests/project/test_import_contract.py) are edges, and the graph must be acyclic.
 
 An edge goes to the module an import names: ``from a.b import c`` is an edge to ``a.b.c`` when that is a module,
 else to ``a.b``; ``import a.b.c`` is an edge to ``a.b.c``. The parent packages Python runs on the way
@@ -13,7 +13,7 @@ import ast
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
 PACKAGES = ("ssmrl", "agents", "envs")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
 # spelled in pieces so that this file does not match its own check
 OLD_NOTES = ("REFERENCES" + ".md", "ARCHITECTURE" + ".md")
 POINTER = re.compile(r"docs/(references|architecture)\.md#([A-Za-z0-9_-]+)")

@@ -6,10 +6,7 @@ import torch.nn.functional as F
 import ssmrl.kernels.conv as conv_module
 from ssmrl.kernels.conv import causal_conv1d, causal_conv1d_step
 
-try:  # pytest puts tests/ on sys.path; the Triton child processes import this file as tests.<name>
-    from kernel_cases import PATTERNS, make_first
-except ModuleNotFoundError:
-    from tests.kernel_cases import PATTERNS, make_first
+from tests.ssmrl.kernels.kernel_cases import PATTERNS, make_first
 
 
 def inputs(B=3, L=10, C=4, W=4, seed=0, dtype=torch.float64):

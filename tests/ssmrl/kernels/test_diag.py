@@ -7,10 +7,7 @@ import torch
 from ssmrl.kernels.backend import triton_available
 from ssmrl.kernels.diag import diag_scan, diag_scan_step
 
-try:  # pytest puts tests/ on sys.path; the Triton child processes import this file as tests.<name>
-    from kernel_cases import PATTERNS, make_first, run_under_triton_interpreter
-except ModuleNotFoundError:
-    from tests.kernel_cases import PATTERNS, make_first, run_under_triton_interpreter
+from tests.ssmrl.kernels.kernel_cases import PATTERNS, make_first, run_under_triton_interpreter
 
 
 def inputs(dtype, B=3, L=9, S=(4, 2), seed=0):
@@ -150,7 +147,7 @@ def test_triton_without_cuda_or_interpreter_is_refused(monkeypatch):
 TRITON_SCRIPT = textwrap.dedent(
     """
     import torch
-    import tests.test_kernels_diag as T
+    import tests.ssmrl.kernels.test_diag as T
     cases = [(torch.float64, p, i % 2 == 0) for i, p in enumerate(T.PATTERNS)]
     cases += [(torch.complex128, p, i % 2 == 1) for i, p in enumerate(T.PATTERNS)]
     cases += [(torch.float32, "random", True)]
