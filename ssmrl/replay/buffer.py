@@ -9,7 +9,7 @@ stream holds
     "is_last"     bool    ()   o_t ends an episode (terminated or truncated); no action is taken from it
     "is_terminal" bool    ()   o_t ends the episode by a true termination (not a time limit)
     "action"      (A,) / ()    the action taken from o_t (zeros on ``is_last`` records)
-    extra keys                 e.g. "life_loss" (bool), "returns_to_go" (float32), "timestep" (int32)
+    extra keys                 e.g. "life_loss" (bool)
 
 So an episode of T env steps is T + 1 records. Streams are independent sequences (one per environment);
 records of one stream are consecutive in time, episodes follow each other inside a stream.

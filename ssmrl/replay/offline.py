@@ -4,11 +4,9 @@ Readers return the flat D4RL form ``(data, metadata)``: ``observations (N, ...)`
 ``actions (N, ...)``, ``next_observations``, ``rewards (N,)``, ``terminals (N,)``, ``timeouts (N,)``, optional
 ``infos/<k>``; N transitions. Loaders turn a dataset into a single-stream ``ReplayBuffer`` with the step-record
 convention of ``ssmrl.replay.buffer`` (an episode of T transitions becomes T + 1 records; the last one holds the
-final ``next_observation`` with ``is_last`` and ``is_terminal`` = the dataset's terminal flag) plus
-
-    "returns_to_go" float32: rtg_t = sum_{k > t} discount^(k - t - 1) * reward_k over the records of the same
-                  episode, i.e. the return collected from o_t on (0 on the last record); undiscounted by default
-    "timestep"      int32:   t within the episode (0 on ``is_first``)
+final ``next_observation`` with ``is_last`` and ``is_terminal`` = the dataset's terminal flag). (Returns-to-go
+and in-episode timesteps are the offline learners' business: ``agents/offline/data.py`` computes them with
+``ssmrl.replay.episodes``.)
 
 Episodes end where ``terminals`` (termination, ``is_terminal``) or ``timeouts`` (time limit, not terminal) is
 set, at the end of the file, and (D4RL only, with a warning) where ``next_observations[t] != observations[t+1]``
@@ -33,7 +31,6 @@ import numpy as np
 
 from ssmrl.replay.buffer import ReplayBuffer
 from ssmrl.replay.config import ReplayConfig
-from ssmrl.replay.episodes import returns_to_go
 
 REQUIRED_D4RL = ("observations", "actions", "next_observations", "rewards", "terminals", "timeouts")
 # what D4RL's own get_dataset requires; v0 files, maze2d, antmaze and adroit lack timeouts and/or next_observations
@@ -162,7 +159,7 @@ def _obs_key(arr: np.ndarray) -> str:
 
 
 def to_records(
-    data: Mapping[str, Any], ends: np.ndarray, terminated: np.ndarray, discount: float = 1.0
+    data: Mapping[str, Any], ends: np.ndarray, terminated: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Flat transitions + episode ends -> step records ``{key: (N + E, ...)}``.
 
@@ -204,12 +201,6 @@ def to_records(
     is_terminal = np.zeros(total, dtype=bool)
     is_terminal[final] = np.asarray(terminated, dtype=bool)
     records.update(is_first=is_first, is_last=is_last, is_terminal=is_terminal)
-    action_reward = np.zeros(total, dtype=np.float32)  # the reward for each record's action (0 on final records)
-    action_reward[rec] = reward[rec + 1]
-    records["returns_to_go"] = returns_to_go(action_reward, is_first, discount).astype(np.float32)
-    first_rec = (starts + np.arange(len(ends)))
-    lengths = ends - starts + 1
-    records["timestep"] = (np.arange(total) - np.repeat(first_rec, lengths)).astype(np.int32)
     return records
 
 
@@ -338,12 +329,12 @@ def read_d4rl(path: str | Path, max_episode_steps: int | None = None) -> tuple[d
     return data, meta
 
 
-def load_d4rl(path: str | Path, discount: float = 1.0, config: ReplayConfig | None = None, **overrides: Any) -> ReplayBuffer:
-    """A D4RL HDF5 file as a single-stream replay buffer (records + returns_to_go + timestep);
+def load_d4rl(path: str | Path, config: ReplayConfig | None = None, **overrides: Any) -> ReplayBuffer:
+    """A D4RL HDF5 file as a single-stream replay buffer (the step records);
     ``buffer.metadata`` holds the file's ``metadata/*``."""
     data, meta = read_d4rl(path)
     ends, terminated = d4rl_episodes(data, str(path))
-    records = to_records(data, ends, terminated, discount)
+    records = to_records(data, ends, terminated)
     del data
     buffer = ReplayBuffer.from_arrays(records, config, **overrides)
     buffer.metadata = meta
@@ -435,13 +426,13 @@ def read_minari(path: str | Path, dataset_id: str | None = None) -> tuple[dict[s
     return data, meta
 
 
-def load_minari(path: str | Path, dataset_id: str | None = None, discount: float = 1.0,
+def load_minari(path: str | Path, dataset_id: str | None = None,
                 config: ReplayConfig | None = None, **overrides: Any) -> ReplayBuffer:
-    """A Minari dataset folder as a single-stream replay buffer (records + returns_to_go + timestep);
+    """A Minari dataset folder as a single-stream replay buffer (the step records);
     ``buffer.metadata`` holds ``metadata.json``."""
     data, meta = read_minari(path, dataset_id)
     ends, terminated = d4rl_episodes(data, str(minari_path(path, dataset_id)))
-    records = to_records(data, ends, terminated, discount)
+    records = to_records(data, ends, terminated)
     del data
     buffer = ReplayBuffer.from_arrays(records, config, **overrides)
     buffer.metadata = meta

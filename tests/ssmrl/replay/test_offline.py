@@ -55,8 +55,9 @@ def flat(eps: list[dict]) -> dict[str, np.ndarray]:
 
 
 def reference_records(eps: list[dict], discount: float = 1.0) -> dict[str, np.ndarray]:
-    """Plain per-episode loop of the step-record convention."""
-    rows: dict[str, list] = {k: [] for k in ("vector", "action", "reward", "is_first", "is_last", "is_terminal", "returns_to_go", "timestep")}
+    """Plain per-episode loop of the step-record convention, plus the returns-to-go of each record's action
+    (``returns_to_go``, not a record key: the offline learners compute it) for the returns_to_go checks."""
+    rows: dict[str, list] = {k: [] for k in ("vector", "action", "reward", "is_first", "is_last", "is_terminal", "returns_to_go")}
     for e in eps:
         t_len = len(e["rewards"])
         for t in range(t_len + 1):
@@ -67,13 +68,13 @@ def reference_records(eps: list[dict], discount: float = 1.0) -> dict[str, np.nd
             rows["is_last"].append(t == t_len)
             rows["is_terminal"].append(t == t_len and e["terminated"])
             rows["returns_to_go"].append(sum(discount ** (k - t) * e["rewards"][k] for k in range(t, t_len)))
-            rows["timestep"].append(t)
     return {k: np.asarray(v) for k, v in rows.items()}
 
 
 def check_records(buffer, ref) -> None:
     got = buffer.stream_arrays(0)
-    assert set(ref) <= set(got)
+    ref = {k: v for k, v in ref.items() if k != "returns_to_go"}
+    assert set(ref) <= set(got) and "returns_to_go" not in got and "timestep" not in got
     for k, v in ref.items():
         np.testing.assert_allclose(got[k], v, rtol=1e-5, atol=1e-5, err_msg=k)
 
@@ -96,13 +97,10 @@ def test_d4rl_round_trip_with_metadata_and_infos(tmp_path):
     within = load_d4rl(path, verbose=False, within_episode=True, seed=0)
     batch = within.sample(64, 4)
     assert not batch["is_first"][:, 1:].any()  # windows stay in one episode
-    assert (np.diff(batch["timestep"], axis=1) == 1).all()
 
 
-def test_discounted_returns_to_go(tmp_path):
+def test_discounted_returns_to_go():
     eps = episodes(1)
-    path = write_d4rl(tmp_path / "d.hdf5", flat(eps))
-    check_records(load_d4rl(path, discount=0.9, verbose=False), reference_records(eps, 0.9))
     rec = reference_records(eps)
     # the reward for each record's action: the next record's reward, 0 on an episode's last record
     action_reward = np.where(np.append(rec["is_first"][1:], True), 0.0, np.append(rec["reward"][1:], 0.0))
