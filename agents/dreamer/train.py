@@ -4,6 +4,8 @@ checkpoint, so ``ssmrl train`` on the same run directory continues where the las
 """
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from pathlib import Path
 
@@ -94,6 +96,8 @@ def train(run: Run) -> None:
     seeds = Seeds(cfg.seed)
     seed_everything(cfg.seed)
     agent, action_space, settings = build_agent(run)
+    # the resolved world-model architecture (preset + size + overrides + env spec), next to what config.yaml names
+    run.update_info(world_model=dataclasses.asdict(agent.wm.cfg))
     run.update_info(env_settings=settings, parameters={"world_model": agent.wm.num_parameters(),
                                                        "actor_critic": sum(p.numel() for p in agent.ac.parameters())})
     print(f"world model {cfg.wm.preset}/{cfg.wm.size}: {agent.wm.num_parameters():,} parameters", flush=True)

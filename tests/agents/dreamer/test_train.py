@@ -125,3 +125,20 @@ def test_video_annotation_names_rows_and_explains_border_colours():
     for colour in (OBSERVED, IMAGINED):  # the legend's swatches
         assert (np.abs(footer.astype(int) - colour).sum(-1) == 0).any()
     assert not annotate(video, ["policy"], legend=False)[:, 90:].size
+
+
+def test_run_json_records_the_resolved_world_model(tmp_path):
+    """config.yaml names the preset, size and overrides; run.json records the architecture they resolve to
+    (env-dependent fields included), equal to make_config's for the same env."""
+    import dataclasses
+
+    import envs
+    from ssmrl.world_models import make_config
+
+    run = tmp_path / "run"
+    assert _train(run, "train.steps=40", "wm.overrides.ssm.d_state=8") == 0
+    recorded = json.loads((run / "run.json").read_text())["world_model"]
+    env = envs.make("memory/four-rooms", max_steps=40, image_size=16)
+    want = dataclasses.asdict(make_config("drama", "debug", env=envs.env_spec(env), ssm={"d_state": 8}))
+    env.close()
+    assert recorded == json.loads(json.dumps(want)) and recorded["ssm"]["d_state"] == 8
