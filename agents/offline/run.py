@@ -46,11 +46,13 @@ def dataset_path(run: Run) -> str:
     return dataset
 
 
-def train(run: Run) -> None:
+def train(run: Run, dataset: tuple[dict, dict] | None = None) -> None:
+    """``dataset``: the (arrays, metadata) the CLI's pre-run check already read from ``run.config.dataset``
+    (None: read it here)."""
     cfg = run.config
     ocfg = offline_config(run)
     seed_everything(cfg.seed)
-    arrays, meta = load_dataset(dataset_path(run))
+    arrays, meta = dataset if dataset is not None else load_dataset(dataset_path(run))
     run.update_info(dataset={"path": cfg.dataset, "metadata": {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}})
     trainer = OfflineTrainer(ocfg, OfflineData(arrays, ocfg.context, ocfg.rtg_scale, ocfg.model.max_timestep, meta))
     run.checkpointer.register(trainer=trainer)

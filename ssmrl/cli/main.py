@@ -44,9 +44,11 @@ def _default_run_dir(words: list[str]) -> Path:
     return Path("runs") / (tag or "run")
 
 
-def _check_run(cfg, entry: AgentEntry) -> None:
+def _check_run(cfg, entry: AgentEntry) -> dict:
     """Everything a run needs that can be checked before its directory exists: the device, the env (built once and
-    closed) and the learner's own checks, or the dataset file. Raises ConfigError naming the key."""
+    closed) and the learner's own checks, or the dataset file. Raises ConfigError naming the key. Returns what the
+    check already read and the trainer takes as keyword arguments (an offline run's ``dataset``: (arrays, meta),
+    so the file is read once)."""
     from ssmrl.runs.schema import resolve_device
 
     try:
@@ -61,12 +63,12 @@ def _check_run(cfg, entry: AgentEntry) -> None:
             raise ConfigError(f"dataset: {cfg.dataset} does not exist")
         from agents.offline.io import load_dataset
 
-        _, meta = load_dataset(cfg.dataset)  # reads and validates the whole file (ConfigError naming it)
+        arrays, meta = load_dataset(cfg.dataset)  # reads and validates the whole file (ConfigError naming it)
         if cfg.train.eval_episodes > 0 and not (cfg.offline.env or meta.get("env_id") or meta.get("task")):
             raise ConfigError(f"offline.env: no evaluation env is known for dataset {cfg.dataset} (its metadata "
                               "and name name none); set offline.env=hopper|halfcheetah|walker2d|ant|<Gymnasium id> "
                               "or train.eval_episodes=0")
-        return
+        return {"dataset": (arrays, meta)}
     import envs
 
     if cfg.env.num_envs < 1:
@@ -80,6 +82,7 @@ def _check_run(cfg, entry: AgentEntry) -> None:
             _load(entry.check)(cfg, env)
     finally:
         env.close()
+    return {}
 
 
 # --- sub-commands -----------------------------------------------------------------------------------------------
@@ -97,15 +100,16 @@ def _run_trainer(args: argparse.Namespace, command: str) -> int:
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file, not a directory")
     check(args.words, command, run_dir)  # the agent and every key the words set, before anything is read or made
+    prepared: dict = {}  # what the check read and hands to the trainer
     run = Run.open(run_dir, args.words, Config, command=command,
-                   validate=lambda cfg: _check_run(cfg, entry_for(cfg.agent, command)))
+                   validate=lambda cfg: prepared.update(_check_run(cfg, entry_for(cfg.agent, command))))
     if args.from_checkpoint:
         run.checkpointer.recover(args.from_checkpoint)
     entry = AGENTS[run.config.agent]
     trainer = _load(entry.trainer)
     print(f"run directory: {run.directory} ({'resuming' if run.resumed else 'new'})", file=sys.stderr)
     try:
-        trainer(run)
+        trainer(run, **prepared)
     finally:
         run.close()
     return 0

@@ -17,16 +17,7 @@ O, A = 3, 2
 TINY = ModelConfig(d_model=16, n_layers=2, dropout=0.1, max_timestep=64, d_state=4, n_heads=2)
 
 
-def _has_mamba() -> bool:
-    try:
-        import ssmrl.ssm.mamba  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-_NEEDS_MAMBA = pytest.mark.skipif(not _has_mamba(), reason="ssmrl.ssm.mamba missing")
-SEQ_AGENTS = ["dt", pytest.param("dm", marks=_NEEDS_MAMBA), pytest.param("dm-s4d", marks=_NEEDS_MAMBA)]
+SEQ_AGENTS = ["dt", "dm", "dm-s4d"]
 
 
 def _arrays(n=40, seed=0, ep_len=(5, 9)):
@@ -227,7 +218,6 @@ def test_trainer_resume_from_state_dict_is_exact():
     assert part == pytest.approx(full, rel=1e-6)
 
 
-@_NEEDS_MAMBA
 def test_ssm_parameters_get_no_weight_decay():
     from agents.offline.trainer import _param_groups
 
@@ -241,7 +231,7 @@ def test_ssm_parameters_get_no_weight_decay():
     assert len(decay) + len(rest) == len(named) and not decay & rest
 
 
-@pytest.mark.parametrize("agent", ["bc", "dt", pytest.param("dm", marks=_NEEDS_MAMBA)])
+@pytest.mark.parametrize("agent", ["bc", "dt", "dm"])
 def test_tiny_dataset_trains_end_to_end_and_loss_drops(agent):
     """Actions are a fixed function of the state: a learner must fit them; evaluation runs in Hopper-v5."""
     start = time.perf_counter()

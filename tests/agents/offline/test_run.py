@@ -82,3 +82,26 @@ def _tiny(tmp_path):
               "next_observations": rng.normal(size=(n, 11)).astype(np.float32), "rewards": rng.normal(size=n).astype(np.float32),
               "terminals": np.zeros(n, bool), "timeouts": (np.arange(n) % 20 == 19)}
     return str(write_d4rl(str(tmp_path / "tiny-src.hdf5"), arrays, {}))
+
+
+def test_an_offline_run_reads_its_dataset_once(tmp_path, dataset, monkeypatch):
+    """The pre-run check reads and validates the whole file; the trainer gets those arrays instead of reading
+    the file a second time (also on resume)."""
+    import agents.offline.io as io
+    import agents.offline.run as offline_run
+
+    reads = []
+    original = io.load_dataset
+
+    def counted(path, *args, **kwargs):
+        reads.append(path)
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(io, "load_dataset", counted)
+    monkeypatch.setattr(offline_run, "load_dataset", counted)
+    words = ["offline", "agent=bc", f"dataset={dataset}", "size=debug", "train.eval_every=0", "train.eval_episodes=0",
+             "--run-dir", str(tmp_path / "run")]
+    assert main(words + ["train.steps=5"]) == 0
+    assert len(reads) == 1
+    assert main(words + ["train.steps=8"]) == 0  # resume
+    assert len(reads) == 2
