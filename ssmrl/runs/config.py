@@ -242,6 +242,21 @@ def preset_path(group: str, name: str, root: Path = CONFIG_ROOT) -> Path | None:
     return suite if "/" in name and suite.is_file() else None
 
 
+def load_preset(group: str, name: str, root: Path = CONFIG_ROOT, _seen: tuple[str, ...] = ()) -> dict:
+    """The settings of preset ``group=name``. A preset file may start from another preset of its group with a
+    top-level ``extends: <name>`` (merged first, then this file over it; chains allowed, cycles refused)."""
+    path = preset_path(group, name, root)
+    if path is None:
+        raise ConfigError(f"unknown {group} preset {name!r}")
+    data = load_yaml(path)
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if base in _seen or base == path.stem:
+        raise ConfigError(f"{path}: extends: {base!r} makes a cycle ({' -> '.join((*_seen, path.stem, base))})")
+    return deep_merge(load_preset(group, base, root, (*_seen, path.stem)), data)
+
+
 # Presets merge in this order whatever the command line's order, so that ``size=debug`` always shrinks the agent.
 GROUP_ORDER = ("agent", "env", "bench", "size")
 
@@ -275,7 +290,7 @@ def resolve_args(args: list[str], root: Path = CONFIG_ROOT) -> tuple[dict, dict]
     # A preset may itself choose an agent or env (``size=quickstart`` is a whole job): load that preset too,
     # unless the command line chose one.
     for group in [g for g in chosen if g not in ("agent", "env")]:
-        data = load_yaml(preset_path(group, chosen[group], root))
+        data = load_preset(group, chosen[group], root)
         implied = {"agent": data.get("agent"), "env": (data.get("env") or {}).get("id")}
         for key, value in implied.items():
             if value and key not in chosen and key in groups and preset_path(key, value, root) is not None:
@@ -283,5 +298,5 @@ def resolve_args(args: list[str], root: Path = CONFIG_ROOT) -> tuple[dict, dict]
     merged = load_yaml(root / "defaults.yaml") if (root / "defaults.yaml").is_file() else {}
     order = sorted(chosen, key=lambda g: (GROUP_ORDER.index(g) if g in GROUP_ORDER else len(GROUP_ORDER), g))
     for group in order:
-        merged = deep_merge(merged, load_yaml(preset_path(group, chosen[group], root)))
+        merged = deep_merge(merged, load_preset(group, chosen[group], root))
     return deep_merge(merged, given), given

@@ -139,3 +139,26 @@ def test_a_size_preset_that_names_agent_and_env_loads_their_presets(tmp_path):
     assert merged["train"]["steps"] == 1000
     merged, _ = resolve_args(["size=job", "agent=b"], root=tmp_path)  # the command line's agent wins
     assert merged["agent"] == "b" and merged["wm"] == {"size": "small", "preset": "b"}
+
+
+def test_a_preset_extends_another_of_its_group(tmp_path):
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "base.yaml").write_text("env: {num_envs: 2, options: {a: 1, b: 2}}\ntrain: {steps: 10}\n")
+    (tmp_path / "env" / "mid.yaml").write_text("extends: base\nenv: {options: {b: 3}}\n")
+    (tmp_path / "env" / "top.yaml").write_text("extends: mid\ntrain: {steps: 20}\n")
+    merged, _ = resolve_args(["env=top/Game"], root=tmp_path)
+    assert merged["env"] == {"id": "top/Game", "num_envs": 2, "options": {"a": 1, "b": 3}}
+    assert merged["train"] == {"steps": 20} and "extends" not in merged
+    (tmp_path / "env" / "base.yaml").write_text("extends: top\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        resolve_args(["env=top"], root=tmp_path)
+
+
+def test_the_atari_suites_share_the_atari100k_protocol():
+    """atari, atari100k and stori presets differ only in the env id (one block, in atari100k.yaml)."""
+    resolved = {s: resolve_args(["agent=drama", f"env={s}/Pong" + ("/1" if s == "stori" else "")])[0]
+                for s in ("atari", "atari100k", "stori")}
+    for merged in resolved.values():
+        merged["env"].pop("id")
+    assert resolved["atari"] == resolved["atari100k"] == resolved["stori"]
+    assert resolved["atari"]["env"]["options"]["max_frames"] == 108000
