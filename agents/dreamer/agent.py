@@ -162,13 +162,14 @@ class DreamerAgent:
     def train_actor_critic(self, starts: "Starts", generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Imagine ``horizon`` steps from ``starts`` with the actor, then one actor-critic optimiser step.
         A start on a terminal step weighs 0 (DreamerV3: the start's continue flag). Returns ``ac/*`` metrics."""
-        imagined = self.imagine(starts.state, generator)
+        imagined = self.imagined_trajectories(starts.state, generator)
         metrics = self.ac_learner.train_step(imagined["features"], imagined["actions"], imagined["rewards"],
                                              imagined["continues"], generator=generator,
                                              start_weights=(~starts.terminal).float())
         return {f"ac/{k}": v for k, v in metrics.items()}
 
-    def imagine(self, start: WorldModelState, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def imagined_trajectories(self, start: WorldModelState, generator: torch.Generator | None = None
+                              ) -> dict[str, torch.Tensor]:
         """``horizon`` steps with the actor from ``start``: features (N, H+1, F), actions, rewards and continue
         probabilities (N, H) of the world model's heads. No gradients."""
         with torch.no_grad():

@@ -67,7 +67,8 @@ class LatentConfig:
     unimix: float = 0.01
 
     @property
-    def size(self) -> int:
+    def dim(self) -> int:
+        """Length of a flattened latent sample (groups x classes)."""
         return self.groups * self.classes
 
 

@@ -21,11 +21,11 @@ class CategoricalLatent:
         if not 0.0 <= unimix < 1.0:
             raise ValueError(f"unimix must be in [0, 1), got {unimix}")
         self.groups, self.classes, self.unimix = groups, classes, unimix
-        self.size = groups * classes
+        self.dim = groups * classes  # length of a flattened sample
 
     def _split(self, logits: torch.Tensor) -> torch.Tensor:
-        if logits.shape[-1] != self.size:
-            raise ValueError(f"latent logits must have last dim {self.size}, got {tuple(logits.shape)}")
+        if logits.shape[-1] != self.dim:
+            raise ValueError(f"latent logits must have last dim {self.dim}, got {tuple(logits.shape)}")
         return logits.reshape(*logits.shape[:-1], self.groups, self.classes)
 
     def probs(self, logits: torch.Tensor) -> torch.Tensor:
@@ -55,7 +55,7 @@ class CategoricalLatent:
             index = torch.argmax(probs, -1)
         onehot = F.one_hot(index, self.classes).to(probs.dtype)
         st = onehot + probs - probs.detach()
-        return st.reshape(*logits.shape[:-1], self.size)
+        return st.reshape(*logits.shape[:-1], self.dim)
 
     def kl(self, lhs_logits: torch.Tensor, rhs_logits: torch.Tensor) -> torch.Tensor:
         """KL(lhs || rhs) summed over groups: (...,)."""

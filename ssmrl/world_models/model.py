@@ -106,7 +106,7 @@ class WorldModel(nn.Module):
         cfg = self.cfg
         d, a = cfg.d_model, cfg.action_dim
         self.latent = CategoricalLatent(cfg.latent.groups, cfg.latent.classes, cfg.latent.unimix)
-        zdim = self.latent.size
+        zdim = self.latent.dim
         self.z_dim, self.feat_dim = zdim, d + zdim
         self.encoder = MultiEncoder(cfg.image_shape, cfg.vector_dim, cfg.image, cfg.vector)
         post_in = self.encoder.out_dim + (d if cfg.posterior_input == "embed_h" else 0)
