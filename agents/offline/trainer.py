@@ -186,6 +186,10 @@ class OfflineTrainer:
                 "data": self.data.state_dict()}
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
+        if self.model.kind == "dm" and any(".mlp" in k for k in sd["model"]):
+            raise ValueError("this Decision Mamba checkpoint is from before f2a84c2, when each layer ended in a "
+                             "feed-forward MLP (removed to match the public code); start a new run, or evaluate it "
+                             "with a checkout of an earlier commit")
         self.model.load_state_dict(sd["model"])
         self.opt.load_state_dict(sd["opt"])
         self.sched.load_state_dict(sd["sched"])

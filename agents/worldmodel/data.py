@@ -47,7 +47,7 @@ def collection_env(env_id: str, options: dict[str, Any], episode_length: int):
     """The memory env that scripted-policy episodes of ``episode_length`` steps are collected from."""
     if not env_id.startswith("memory/"):
         raise ValueError(f"collection with a scripted policy needs a memory env (memory/...), got {env_id!r}; "
-                         "give worldmodel.dataset=<file.hdf5> for other envs")
+                         "give worldmodel.dataset=<file.hdf5> worldmodel.stream=0 for other envs")
     env = envs.make(env_id, **options)
     max_steps = getattr(env.unwrapped, "max_steps", None)
     if max_steps is not None and max_steps < episode_length:

@@ -68,9 +68,10 @@ static void release(Buf *bufs, int n) {
 
 /* exp for the decays, inlined so that the loops vectorise without a libmvec call (the forward spent most of its
  * time in expf): x = k ln2 + r with |r| <= ln2/2, exp(r) by Cephes' degree-5 minimax polynomial (about 1 ulp),
- * times 2^k built from the exponent bits. Arguments are clamped to [-87.3, 88.7] (float32's normal range). */
+ * times 2^k built from the exponent bits. Arguments are clamped to [-87.3, 88.3], where 2^k stays a normal
+ * float (k in [-126, 127]); beyond 88.3 the result saturates at exp(88.3) ~ 2e38 instead of overflowing. */
 static inline float exp_approx(float x) {
-    x = fminf(fmaxf(x, -87.3f), 88.7f);
+    x = fminf(fmaxf(x, -87.3f), 88.3f);
     const float k = rintf(x * 1.44269504f);
     const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
     float p = 1.9875691500e-4f;

@@ -24,10 +24,11 @@ from typing import Any, Union
 import yaml
 
 def _config_root() -> Path:
-    """configs/ of the checkout, else the installed package data (ssmrl.configs; setup.py maps the folder there)."""
-    checkout = Path(__file__).resolve().parents[2] / "configs"
-    if checkout.is_dir():
-        return checkout
+    """configs/ of the checkout, else the installed package data (ssmrl.configs; setup.py maps the folder there).
+    A checkout is recognised by its setup.py, so an unrelated ``configs/`` beside an installed package is ignored."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "setup.py").is_file() and (root / "configs").is_dir():
+        return root / "configs"
     return Path(importlib.util.find_spec("ssmrl.configs").origin).parent
 
 

@@ -335,3 +335,16 @@ def test_dm_layer_is_a_mamba_block_without_mlp():
     g = torch.sigmoid(layer.gate(h))
     want = x + g * layer.coarse(h, first=first)[0] + (1 - g) * layer.fine(h, first=triplet_first)[0]
     torch.testing.assert_close(layer(x, first, triplet_first), want)
+
+
+def test_a_decision_mamba_checkpoint_with_the_old_mlp_is_refused_in_one_line():
+    from agents.offline.config import OfflineConfig
+    from agents.offline.data import OfflineData
+
+    cfg = OfflineConfig(agent="dm", context=6, model=TINY)
+    trainer = OfflineTrainer(cfg, OfflineData(_arrays(), 6))
+    state = trainer.state_dict()
+    state["model"] = {**state["model"], "layers.0.mlp.0.weight": torch.zeros(1)}
+    with pytest.raises(ValueError, match="before f2a84c2") as err:
+        trainer.load_state_dict(state)
+    assert "\n" not in str(err.value)
