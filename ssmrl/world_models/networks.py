@@ -151,8 +151,10 @@ class ImageDecoder(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         x, lead = _flatten_lead(feat, 1)
+        # the input projection stays float32 (only the convs and their norms follow ``precision``): the
+        # reconstruction gradient into the features, most of the world model's gradient, is computed here
+        x = self.inp(x).reshape(-1, *self.start_shape).contiguous(memory_format=torch.channels_last)
         with _codec_autocast(x.device, self.precision):
-            x = self.inp(x).reshape(-1, *self.start_shape).contiguous(memory_format=torch.channels_last)
             x = self.net(x).permute(0, 2, 3, 1)
         return x.float().reshape(*lead, *self.image_shape)
 

@@ -57,3 +57,16 @@ def test_bf16_decoder_matches_float32_values_and_gradients():
     _close(outs[1], outs[0], 0.02)
     _close(_grads(low), _grads(ref), 0.05)
     _close(feat_grads[1], feat_grads[0], 0.05)
+
+
+def test_bf16_decoder_projects_the_features_in_float32():
+    """Only the convs and their norms follow ``precision``: the input projection (through which the reconstruction
+    gradient reaches the latents) runs in float32, so its output equals the float32 decoder's exactly."""
+    torch.manual_seed(2)
+    ref, low = _pair(ImageDecoder, 24, SHAPE, CHANNELS, 5, 2)
+    seen = {}
+    low.inp.register_forward_hook(lambda module, args, out: seen.update(low=out))
+    ref.inp.register_forward_hook(lambda module, args, out: seen.update(ref=out))
+    feat = torch.randn(6, 24)
+    low(feat), ref(feat)
+    assert seen["low"].dtype == torch.float32 and torch.equal(seen["low"], seen["ref"])
