@@ -100,6 +100,19 @@ static inline void load_dt(const float *dtr, int softplus, Py_ssize_t Dm, float 
     }
 }
 
+/* The loops keep per-channel arrays (A, a state, their gradients) as (N, Dm) so that channels are contiguous;
+ * the buffers outside are (Dm, N). to_state_layout: src (Dm, N), or NULL for zeros -> dst (N, Dm);
+ * from_state_layout: the way back. */
+static void to_state_layout(Py_ssize_t Dm, Py_ssize_t N, const float *src, float *dst) {
+    for (Py_ssize_t n = 0; n < N; n++)
+        for (Py_ssize_t d = 0; d < Dm; d++) dst[n * Dm + d] = src ? src[d * N + n] : 0.0f;
+}
+
+static void from_state_layout(Py_ssize_t Dm, Py_ssize_t N, const float *src, float *dst) {
+    for (Py_ssize_t d = 0; d < Dm; d++)
+        for (Py_ssize_t n = 0; n < N; n++) dst[d * N + n] = src[n * Dm + d];
+}
+
 /* Layout inside the loops: one batch row at a time, the state as (N, Dm) so that every inner loop runs over
  * contiguous channels (16 lanes of AVX-512) with no horizontal sums except the two per (t, n) that dB and dC need.
  * AT is A transposed to (N, Dm); dtv holds one step's dt (Dm,). */
@@ -107,11 +120,9 @@ CLONES static void scan_forward(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t Dm, Py_
                                 const float *dt, const float *A, const float *Bm, const float *Cm, const float *keep,
                                 const float *h0, const float *D, const float *z, int softplus, float *y, float *hL,
                                 float *h, float *AT, float *u, float *dtv) {
-    for (Py_ssize_t d = 0; d < Dm; d++)
-        for (Py_ssize_t n = 0; n < N; n++) AT[n * Dm + d] = A[d * N + n];
+    to_state_layout(Dm, N, A, AT);
     for (Py_ssize_t i = 0; i < bsz; i++) {
-        for (Py_ssize_t n = 0; n < N; n++)
-            for (Py_ssize_t d = 0; d < Dm; d++) h[n * Dm + d] = h0 ? h0[(i * Dm + d) * N + n] : 0.0f;
+        to_state_layout(Dm, N, h0 ? h0 + i * Dm * N : NULL, h);
         for (Py_ssize_t t = 0; t < L; t++) {
             const Py_ssize_t row = (i * L + t) * Dm;
             const float *xr = x + row, *bt = Bm + (i * L + t) * N, *ct = Cm + (i * L + t) * N;
@@ -143,8 +154,7 @@ CLONES static void scan_forward(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t Dm, Py_
                 for (Py_ssize_t d = 0; d < Dm; d++) yr[d] *= zr[d] * sigmoid_f(zr[d]);
             }
         }
-        for (Py_ssize_t n = 0; n < N; n++)
-            for (Py_ssize_t d = 0; d < Dm; d++) hL[(i * Dm + d) * N + n] = h[n * Dm + d];
+        from_state_layout(Dm, N, h, hL + i * Dm * N);
     }
 }
 
@@ -160,13 +170,11 @@ CLONES static void scan_backward(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t Dm, Py
                                  float *gC, float *gh0, float *gD, float *gz, float *hs, float *g, float *AT,
                                  float *gAT, float *gu, float *gea, float *u, float *dtv, float *gys, float *ys) {
     const Py_ssize_t S = N * Dm;
-    for (Py_ssize_t d = 0; d < Dm; d++)
-        for (Py_ssize_t n = 0; n < N; n++) AT[n * Dm + d] = A[d * N + n];
+    to_state_layout(Dm, N, A, AT);
     memset(gAT, 0, sizeof(float) * S);
     if (gD) memset(gD, 0, sizeof(float) * Dm);
     for (Py_ssize_t i = 0; i < bsz; i++) {
-        for (Py_ssize_t n = 0; n < N; n++)
-            for (Py_ssize_t d = 0; d < Dm; d++) hs[n * Dm + d] = h0 ? h0[(i * Dm + d) * N + n] : 0.0f;
+        to_state_layout(Dm, N, h0 ? h0 + i * Dm * N : NULL, hs);
         for (Py_ssize_t t = 0; t < L; t++) { /* recompute the states */
             const Py_ssize_t row = (i * L + t) * Dm;
             const float *xr = x + row, *bt = Bm + (i * L + t) * N;
@@ -180,8 +188,7 @@ CLONES static void scan_backward(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t Dm, Py
                     cur[d] = exp_approx(dtv[d] * an[d]) * k * prev[d] + dtv[d] * xr[d] * bn;
             }
         }
-        for (Py_ssize_t n = 0; n < N; n++)
-            for (Py_ssize_t d = 0; d < Dm; d++) g[n * Dm + d] = ghL ? ghL[(i * Dm + d) * N + n] : 0.0f;
+        to_state_layout(Dm, N, ghL ? ghL + i * Dm * N : NULL, g);
         for (Py_ssize_t t = L - 1; t >= 0; t--) { /* reverse scan */
             const Py_ssize_t row = (i * L + t) * Dm;
             const float *xr = x + row, *gor = gout + row, *zr = z ? z + row : NULL;
@@ -250,11 +257,9 @@ CLONES static void scan_backward(Py_ssize_t bsz, Py_ssize_t L, Py_ssize_t Dm, Py
             }
         }
         if (gh0)
-            for (Py_ssize_t n = 0; n < N; n++)
-                for (Py_ssize_t d = 0; d < Dm; d++) gh0[(i * Dm + d) * N + n] = g[n * Dm + d];
+            from_state_layout(Dm, N, g, gh0 + i * Dm * N);
     }
-    for (Py_ssize_t d = 0; d < Dm; d++)
-        for (Py_ssize_t n = 0; n < N; n++) gA[d * N + n] = gAT[n * Dm + d];
+    from_state_layout(Dm, N, gAT, gA);
 }
 
 /* Parses the Python objects in order into bufs, each with its expected float count; entries flagged optional

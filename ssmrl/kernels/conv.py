@@ -125,19 +125,17 @@ def _tail_state(x: Tensor, first: Tensor | None, W: int) -> Tensor:
 def _conv_torch(x, weight, bias, first, state) -> tuple[Tensor, Tensor]:
     B, L, C = x.shape
     W = weight.shape[1]
-    if _native_ok(x, weight, bias, state) and L >= W - 1:
-        prev = None if state is None else state.transpose(1, 2)
-        return _ConvNativeFn.apply(x, prev, weight, bias, first), _tail_state(x, first, W)
-    prev = x.new_zeros(B, W - 1, C) if state is None else state.transpose(1, 2)
+    carried = None if state is None else state.transpose(1, 2)  # (B, W-1, C)
+    y = _ConvNativeFn.apply(x, carried, weight, bias, first) if _native_ok(x, weight, bias, state) else None
+    if y is not None and L >= W - 1:  # the new state is the input's tail: no padded sequence or episode ids
+        return y, _tail_state(x, first, W)
+    prev = x.new_zeros(B, W - 1, C) if carried is None else carried
     xp = torch.cat([prev, x], dim=1)  # (B, W-1+L, C); padded position p holds input t = p - (W-1)
     seg = None
     if first is not None:
         # episode id of each padded position; the carried state belongs to episode 0 (before any reset)
         seg = torch.cat([first.new_zeros(B, W - 1, dtype=torch.long), first.long().cumsum(1)], dim=1)
-    if _native_ok(x, weight, bias, state):
-        y = _ConvNativeFn.apply(x, None if state is None else prev, weight, bias, first)
-    else:
-        y = None
+    if y is None:
         for k in range(W):
             tap = xp[:, k : k + L] * weight[:, k]
             if seg is not None and k < W - 1:

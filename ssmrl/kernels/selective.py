@@ -7,11 +7,12 @@ Backends:
 - ``reference``: plain sequential loop (float64 capable; the test oracle).
 - ``torch``: on the CPU in float32, the fused C kernel ``_selective_cpu.c`` (built by ``pip install``;
   optional): each batch row runs its sequence with its (N, Dm) state in L1, vectorised over channels, and the
-  backward recomputes the row's states into a scratch buffer, so no (B, L, Dm, N) grid is ever stored. At Decision Mamba's
-  default size (B 64, L 60, Dm 256, N 16, one thread) fwd+bwd of one scan took 0.27 s with the grid path and
-  0.03 s with the kernel (ad-hoc timings, docs/results.md). The kernel also takes raw dt (``dt_softplus``), D and
-  z, so softplus, the skip and the gate cost no separate passes over (B, L, Dm); its exp is an inlined polynomial
-  (1 ulp) that vectorises without a libmvec call (0.34 vs 0.44 ns per element in the forward's loop). Elsewhere (other dtypes, GPUs without Triton, no compiler), a
+  backward recomputes the row's states into a scratch buffer, so no (B, L, Dm, N) grid is ever stored. At
+  Decision Mamba's default size (B 64, L 60, Dm 256, N 16, one thread) fwd+bwd of one scan took 0.27 s with the
+  grid path and 0.03 s with the kernel (ad-hoc timings, docs/results.md). The kernel also takes raw dt
+  (``dt_softplus``), D and z, so softplus, the skip and the gate cost no separate passes over (B, L, Dm); its exp
+  is an inlined polynomial (1 ulp) that vectorises without a libmvec call (0.34 vs 0.44 ns per element in the
+  forward's loop). Elsewhere (other dtypes, GPUs without Triton, no compiler), a
   custom autograd Function that discretises on the full grid (vectorised exp and outer products), runs the
   scan as an in-place ``unbind`` loop, and computes the backward (a reverse scan plus a few matmuls) by hand;
   it was 1.3-2.2x faster fwd+bwd (1 thread) than letting autograd compose the same ops around ``diag_scan``.
