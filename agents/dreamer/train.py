@@ -97,9 +97,9 @@ def train(run: Run) -> None:
     seed_everything(cfg.seed)
     agent, action_space, settings = build_agent(run)
     # the resolved world-model architecture (preset + size + overrides + env spec), next to what config.yaml names
-    run.update_info(world_model=dataclasses.asdict(agent.wm.cfg))
-    run.update_info(env_settings=settings, parameters={"world_model": agent.wm.num_parameters(),
-                                                       "actor_critic": sum(p.numel() for p in agent.ac.parameters())})
+    run.update_info(world_model=dataclasses.asdict(agent.wm.cfg), env_settings=settings,
+                    parameters={"world_model": agent.wm.num_parameters(),
+                                "actor_critic": sum(p.numel() for p in agent.ac.parameters())})
     print(f"world model {cfg.wm.preset}/{cfg.wm.size}: {agent.wm.num_parameters():,} parameters", flush=True)
     num_envs = cfg.env.num_envs
     replay_cfg = replay_config(cfg.replay, dcfg, num_streams=num_envs, seed=seeds.int("replay") % 2**31,

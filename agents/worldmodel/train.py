@@ -299,8 +299,9 @@ def train(run: Run) -> dict[str, Any]:
           f"context {data.context} + query {data.query}, reward classes {data.classes.tolist()} "
           f"({time.time() - clock:.1f}s)", flush=True)
     wm = build_model(cfg, data.spec).to(device)
-    run.update_info(world_model=dataclasses.asdict(wm.cfg))  # the resolved architecture (see agents/dreamer/train)
-    run.update_info(env_settings=data.settings, parameters={"world_model": wm.num_parameters()},
+    # the resolved architecture (see agents/dreamer/train) beside the env settings, in one write of run.json
+    run.update_info(world_model=dataclasses.asdict(wm.cfg), env_settings=data.settings,
+                    parameters={"world_model": wm.num_parameters()},
                     memory_protocol={"context": data.context, "query": data.query, "classes": data.classes.tolist(),
                                      "stream": wcfg.stream, "episodes": wcfg.episodes})
     print(f"world model {cfg.wm.preset}/{cfg.wm.size}: {wm.num_parameters():,} parameters", flush=True)
