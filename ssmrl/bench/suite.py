@@ -58,6 +58,7 @@ class Cell:
     run_dir: str
     words: list[str]
     command: str = "train"  # "offline" for the d4rl suite
+    final_episodes: int = 0  # > 0: the cell's score is a fresh N-episode eval of its last checkpoint
 
     @property
     def log_file(self) -> Path:
@@ -79,10 +80,11 @@ class Cell:
 
 
 def make_cells(suite: str, agents: list[str], seeds: list[int], out: Path, envs: list[str] | None = None,
-               words: list[str] | None = None) -> list[Cell]:
+               words: list[str] | None = None, final_episodes: int = 0) -> list[Cell]:
     env_ids = envs or suite_envs(suite)
     command = "offline" if suite == "d4rl" else "train"
-    return [Cell(agent, env, seed, str(out / agent / env.replace("/", "__") / f"seed{seed}"), list(words or []), command)
+    return [Cell(agent, env, seed, str(out / agent / env.replace("/", "__") / f"seed{seed}"), list(words or []), command,
+                 final_episodes)
             for agent in agents for env in env_ids for seed in seeds]
 
 
@@ -111,8 +113,16 @@ def evaluate_cell(cell: Cell, episodes: int = 5) -> dict:
         raise RuntimeError(f"{cell.run_dir}: no score, and its evaluation failed (exit {proc.returncode}); "
                            f"see {cell.log_file}")
     result = json.loads(out.read_text())
-    score = result["mean"] if "mean" in result else result["return_mean"]
-    return {"step": result["step"], "score": score, "source": f"eval of the last checkpoint ({episodes} episodes)"}
+    online = "mean" in result  # offline evaluators name their summary return_* and nest the normalised score
+    score = {"step": result["step"], "score": result["mean"] if online else result["return_mean"],
+             "source": f"eval of the last checkpoint ({episodes} episodes)", "episodes": episodes}
+    if online:
+        score["stderr"] = result["stderr"]
+        if "normalised_score" in result:
+            score["normalised"] = result["normalised_score"]
+    elif isinstance(result.get("normalised"), dict):
+        score["normalised"] = result["normalised"]["score"]
+    return score
 
 
 def run_cell(cell: Cell, log: bool = True) -> dict:
@@ -124,9 +134,15 @@ def run_cell(cell: Cell, log: bool = True) -> dict:
     result = {"cell": asdict(cell), "returncode": proc.returncode, "seconds": time.time() - start}
     if proc.returncode == 0:
         try:
-            result.update(final_score(Path(cell.run_dir)))
+            periodic = final_score(Path(cell.run_dir))
         except RuntimeError:  # finished without any score (e.g. no periodic eval, no finished episode)
-            result.update(evaluate_cell(cell))
+            periodic = None
+        if cell.final_episodes > 0 or periodic is None:
+            result.update(evaluate_cell(cell, cell.final_episodes or 5))
+            if periodic is not None:
+                result["last_periodic_eval"] = periodic
+        else:
+            result.update(periodic)
         cell.done_file.write_text(json.dumps(result, indent=1))
     elif log:
         print(f"cell {cell.agent} {cell.env} seed {cell.seed} failed (exit {proc.returncode}); see {cell.log_file}",
@@ -152,8 +168,8 @@ def run_ray(cells: list[Cell], address: str | None, num_cpus: float, num_gpus: f
 
 def run_suite(suite: str, agents: list[str], seeds: list[int], out: Path, envs: list[str] | None = None,
               words: list[str] | None = None, backend: str = "local", workers: int = 1, address: str | None = None,
-              num_cpus: float = 1.0, num_gpus: float = 0.0) -> dict:
-    cells = make_cells(suite, agents, seeds, out, envs, words)
+              num_cpus: float = 1.0, num_gpus: float = 0.0, final_episodes: int = 0) -> dict:
+    cells = make_cells(suite, agents, seeds, out, envs, words, final_episodes)
     todo = [c for c in cells if c.status() != "done"]
     print(f"suite {suite}: {len(cells)} cells, {len(cells) - len(todo)} finished, {len(todo)} to run "
           f"({sum(c.status() == 'partial' for c in todo)} resuming) on backend {backend}", file=sys.stderr)
@@ -164,6 +180,7 @@ def run_suite(suite: str, agents: list[str], seeds: list[int], out: Path, envs: 
     else:
         raise ValueError(f"unknown backend {backend!r}; use local or ray")
     summary = {"suite": suite, "agents": agents, "seeds": seeds, "words": words or [], "backend": backend,
+               "final_episodes": final_episodes,
                "cells": [{**asdict(c), "status": c.status()} for c in cells],
                "failed": [r["cell"] for r in results if r["returncode"] != 0]}
     out.mkdir(parents=True, exist_ok=True)
@@ -196,6 +213,9 @@ def suite_cli(argv: list[str]) -> int:
     parser.add_argument("--address", default=None, help="ray backend: cluster address (default: $RAY_ADDRESS or a local instance)")
     parser.add_argument("--cpus-per-cell", type=float, default=1.0)
     parser.add_argument("--gpus-per-cell", type=float, default=0.0)
+    parser.add_argument("--final-episodes", type=int, default=0,
+                        help="score each finished cell by a fresh N-episode eval of its last checkpoint (ssmrl eval) "
+                             "instead of its last periodic eval (default 0: the periodic one)")
     opts, words = parser.parse_known_args(argv)
     bad = [w for w in words if "=" not in w or w.startswith("-")]
     if bad:
@@ -209,9 +229,11 @@ def suite_cli(argv: list[str]) -> int:
     unknown = [e for e in opts.envs or [] if e not in suite_envs(opts.suite)]
     if unknown:
         parser.error(f"--envs: {unknown} are not env ids of the {opts.suite} suite; valid: {suite_envs(opts.suite)}")
+    if opts.final_episodes < 0:
+        parser.error(f"--final-episodes must be >= 0, got {opts.final_episodes}")
     out = Path(opts.out or f"runs/bench-{opts.suite}")
     summary = run_suite(opts.suite, opts.agents, opts.seeds, out, opts.envs, words, opts.backend, opts.workers,
-                        opts.address, opts.cpus_per_cell, opts.gpus_per_cell)
+                        opts.address, opts.cpus_per_cell, opts.gpus_per_cell, opts.final_episodes)
     done = sum(c["status"] == "done" for c in summary["cells"])
     print(f"{done}/{len(summary['cells'])} cells finished; results in {out} (ssmrl bench report {out})", file=sys.stderr)
     return 0 if not summary["failed"] else 1

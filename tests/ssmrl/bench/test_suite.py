@@ -165,3 +165,18 @@ def test_results_written_before_the_normalised_rename_still_read(tmp_path):
     assert final_score(run)["normalised"] == 0.5
     (run / "done.json").write_text(json.dumps({"cell": {"agent": "drama"}, "score": 1.0, "normalized": 0.5}))
     assert collect(tmp_path)[0]["normalised"] == 0.5
+
+
+def test_final_episodes_scores_a_cell_by_a_fresh_eval_of_its_last_checkpoint(tmp_path):
+    from ssmrl.bench.suite import final_score, run_cell
+
+    words = [*WORDS, "train.eval_every=30", "train.eval_episodes=1"]
+    cell = make_cells("memory", ["random"], [0], tmp_path, envs=ENVS[:1], words=words, final_episodes=3)[0]
+    result = run_cell(cell)
+    assert result["returncode"] == 0 and result["episodes"] == 3
+    evaluation = json.loads((tmp_path / "random" / "memory__four-rooms" / "seed0" / "eval-final.json").read_text())
+    returns = [e["return"] for e in evaluation["per_episode"]]
+    assert len(returns) == 3 and result["score"] == pytest.approx(np.mean(returns))
+    assert result["stderr"] == pytest.approx(np.std(returns, ddof=1) / np.sqrt(3))
+    assert result["last_periodic_eval"] == final_score(cell.run_dir)  # the periodic score is kept beside it
+    assert json.loads(cell.done_file.read_text())["score"] == result["score"]
