@@ -59,6 +59,7 @@ class Cell:
     words: list[str]
     command: str = "train"  # "offline" for the d4rl suite
     final_episodes: int = 0  # > 0: the cell's score is a fresh N-episode eval of its last checkpoint
+    dataset: str = ""  # the d4rl suite: the dataset file the env id names
 
     @property
     def log_file(self) -> Path:
@@ -74,17 +75,31 @@ class Cell:
         return "partial" if (Path(self.run_dir) / "config.yaml").is_file() else "new"
 
     def argv(self) -> list[str]:
-        target = f"dataset={self.env}" if self.command == "offline" else f"env={self.env}"
+        target = f"dataset={self.dataset}" if self.command == "offline" else f"env={self.env}"
         return [sys.executable, "-m", "ssmrl.cli.main", self.command, f"agent={self.agent}", target,
                 f"seed={self.seed}", *self.words, "--run-dir", self.run_dir]
 
 
+def dataset_file(datasets_dir: Path, name: str) -> Path:
+    """The one dataset in ``datasets_dir`` that a d4rl suite id names: ``hopper-medium-replay`` ->
+    ``hopper-medium-replay.hdf5`` or ``hopper-medium-replay-v<k>[-...].hdf5`` (as ``ssmrl dataset collect`` names them)."""
+    found = sorted({*Path(datasets_dir).glob(f"{name}.hdf5"), *Path(datasets_dir).glob(f"{name}-v*.hdf5")})
+    if len(found) != 1:
+        what = "no file" if not found else f"{len(found)} files ({', '.join(p.name for p in found)})"
+        raise ValueError(f"{datasets_dir} holds {what} for {name}; expected one {name}.hdf5 or {name}-v<k>*.hdf5")
+    return found[0].resolve()
+
+
 def make_cells(suite: str, agents: list[str], seeds: list[int], out: Path, envs: list[str] | None = None,
-               words: list[str] | None = None, final_episodes: int = 0) -> list[Cell]:
+               words: list[str] | None = None, final_episodes: int = 0,
+               datasets_dir: Path | None = None) -> list[Cell]:
     env_ids = envs or suite_envs(suite)
     command = "offline" if suite == "d4rl" else "train"
+    if command == "offline" and datasets_dir is None:
+        raise ValueError("the d4rl suite needs --datasets-dir: the folder of the D4RL-format files it trains on")
+    files = {env: str(dataset_file(datasets_dir, env)) for env in env_ids} if command == "offline" else {}
     return [Cell(agent, env, seed, str(out / agent / env.replace("/", "__") / f"seed{seed}"), list(words or []), command,
-                 final_episodes)
+                 final_episodes, files.get(env, ""))
             for agent in agents for env in env_ids for seed in seeds]
 
 
@@ -168,8 +183,9 @@ def run_ray(cells: list[Cell], address: str | None, num_cpus: float, num_gpus: f
 
 def run_suite(suite: str, agents: list[str], seeds: list[int], out: Path, envs: list[str] | None = None,
               words: list[str] | None = None, backend: str = "local", workers: int = 1, address: str | None = None,
-              num_cpus: float = 1.0, num_gpus: float = 0.0, final_episodes: int = 0) -> dict:
-    cells = make_cells(suite, agents, seeds, out, envs, words, final_episodes)
+              num_cpus: float = 1.0, num_gpus: float = 0.0, final_episodes: int = 0,
+              datasets_dir: Path | None = None) -> dict:
+    cells = make_cells(suite, agents, seeds, out, envs, words, final_episodes, datasets_dir)
     todo = [c for c in cells if c.status() != "done"]
     print(f"suite {suite}: {len(cells)} cells, {len(cells) - len(todo)} finished, {len(todo)} to run "
           f"({sum(c.status() == 'partial' for c in todo)} resuming) on backend {backend}", file=sys.stderr)
@@ -180,7 +196,7 @@ def run_suite(suite: str, agents: list[str], seeds: list[int], out: Path, envs: 
     else:
         raise ValueError(f"unknown backend {backend!r}; use local or ray")
     summary = {"suite": suite, "agents": agents, "seeds": seeds, "words": words or [], "backend": backend,
-               "final_episodes": final_episodes,
+               "final_episodes": final_episodes, "datasets_dir": str(datasets_dir) if datasets_dir else None,
                "cells": [{**asdict(c), "status": c.status()} for c in cells],
                "failed": [r["cell"] for r in results if r["returncode"] != 0]}
     out.mkdir(parents=True, exist_ok=True)
@@ -216,6 +232,9 @@ def suite_cli(argv: list[str]) -> int:
     parser.add_argument("--final-episodes", type=int, default=0,
                         help="score each finished cell by a fresh N-episode eval of its last checkpoint (ssmrl eval) "
                              "instead of its last periodic eval (default 0: the periodic one)")
+    parser.add_argument("--datasets-dir", type=Path, default=None,
+                        help="the d4rl suite: folder of its D4RL-format files (<id>.hdf5 or <id>-v<k>*.hdf5, e.g. "
+                             "from ssmrl dataset collect)")
     opts, words = parser.parse_known_args(argv)
     bad = [w for w in words if "=" not in w or w.startswith("-")]
     if bad:
@@ -231,9 +250,14 @@ def suite_cli(argv: list[str]) -> int:
         parser.error(f"--envs: {unknown} are not env ids of the {opts.suite} suite; valid: {suite_envs(opts.suite)}")
     if opts.final_episodes < 0:
         parser.error(f"--final-episodes must be >= 0, got {opts.final_episodes}")
+    if opts.suite == "d4rl":
+        try:  # every file is found before any cell starts
+            make_cells(opts.suite, opts.agents, opts.seeds, Path("."), opts.envs, words, datasets_dir=opts.datasets_dir)
+        except ValueError as err:
+            parser.error(str(err))
     out = Path(opts.out or f"runs/bench-{opts.suite}")
     summary = run_suite(opts.suite, opts.agents, opts.seeds, out, opts.envs, words, opts.backend, opts.workers,
-                        opts.address, opts.cpus_per_cell, opts.gpus_per_cell, opts.final_episodes)
+                        opts.address, opts.cpus_per_cell, opts.gpus_per_cell, opts.final_episodes, opts.datasets_dir)
     done = sum(c["status"] == "done" for c in summary["cells"])
     print(f"{done}/{len(summary['cells'])} cells finished; results in {out} (ssmrl bench report {out})", file=sys.stderr)
     return 0 if not summary["failed"] else 1

@@ -1,6 +1,7 @@
 """Benchmark runner and report: cells run, resume without redoing finished ones, reports render."""
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,3 +181,41 @@ def test_final_episodes_scores_a_cell_by_a_fresh_eval_of_its_last_checkpoint(tmp
     assert result["stderr"] == pytest.approx(np.std(returns, ddof=1) / np.sqrt(3))
     assert result["last_periodic_eval"] == final_score(cell.run_dir)  # the periodic score is kept beside it
     assert json.loads(cell.done_file.read_text())["score"] == result["score"]
+
+
+def test_d4rl_suite_trains_on_the_files_of_datasets_dir_and_scores_their_normalised_returns(tmp_path, capsys):
+    import argparse
+
+    from agents.offline.io import write_d4rl
+    from ssmrl.bench import bench_cli
+
+    rng = np.random.default_rng(0)
+    n = 200
+    obs = rng.normal(size=(n, 11)).astype(np.float32)
+    timeouts = np.zeros(n, bool)
+    timeouts[49::50] = True
+    arrays = {"observations": obs, "actions": np.tanh(obs[:, :3]), "rewards": rng.normal(size=n).astype(np.float32),
+              "terminals": np.zeros(n, bool), "timeouts": timeouts, "next_observations": np.roll(obs, -1, axis=0)}
+    data = tmp_path / "data"
+    data.mkdir()
+    meta = {"env_id": "Hopper-v5", "ref_min_score": -20.0, "ref_max_score": 300.0}
+    hopper = write_d4rl(str(data / "hopper-medium-replay-v5-seed0.hdf5"), arrays, meta)
+    write_d4rl(str(data / "hopper-medium-v5-seed0.hdf5"), arrays, meta)  # a neighbour the id must not pick up
+    out = tmp_path / "suite"
+    rest = ["d4rl", "--agents", "bc", "--envs", "hopper-medium-replay", "--datasets-dir", str(data), "--out", str(out),
+            "size=debug", "train.steps=10", "train.eval_every=0", "train.eval_episodes=1", "train.checkpoint_every=10",
+            "offline.max_eval_steps=10"]
+    assert bench_cli(argparse.Namespace(name="suite", rest=rest)) == 0
+    (done,) = collect(out)
+    assert done["cell"]["dataset"] == str(Path(hopper).resolve()) and done["source"] == "eval"
+    last = json.loads((out / "bc" / "hopper-medium-replay" / "seed0" / "scores.jsonl").read_text().splitlines()[-1])
+    assert done["score"] == last["mean"] and done["normalised"] == pytest.approx(100 * (last["mean"] + 20) / 320)
+    # A missing or ambiguous file is named before any cell starts, and nothing is created.
+    write_d4rl(str(data / "hopper-medium-replay-v2.hdf5"), arrays, meta)
+    for args in (["--envs", "hopper-medium-replay", "--datasets-dir", str(data)],
+                 ["--envs", "walker2d-medium", "--datasets-dir", str(data)], ["--envs", "hopper-medium"]):
+        with pytest.raises(SystemExit) as exit_info:
+            bench_cli(argparse.Namespace(name="suite", rest=["d4rl", "--agents", "bc", *args, "--out", str(tmp_path / "x")]))
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and ("files" in err or "no file" in err or "--datasets-dir" in err), err
+    assert not (tmp_path / "x").exists()
