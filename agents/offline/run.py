@@ -22,6 +22,7 @@ from agents.registry import names
 from ssmrl.runs.checkpoint import CheckpointError
 from ssmrl.runs.config import ConfigError
 from ssmrl.runs.interrupt import StopRequest
+from ssmrl.runs.progress import progress
 from ssmrl.runs.run import Run, package_versions
 from ssmrl.runs.schema import resolve_device
 from ssmrl.runs.seeding import seed_everything
@@ -60,9 +61,15 @@ def train(run: Run, dataset: tuple[dict, dict] | None = None) -> None:
         run.resume_from(run.checkpointer.load())
         print(f"resumed at update {trainer.step}", file=sys.stderr)
     start = time.time()
+    # Advanced at every log step (train.log_every updates); off a terminal a timed plain line says how far it is.
+    bar = progress(total=cfg.train.steps, initial=trainer.step, desc=f"{cfg.agent} {Path(cfg.dataset).name}",
+                   unit="update")
 
     def on_log(step: int, losses: dict) -> None:
         run.log_metrics(step, {**{f"loss/{k}": v for k, v in losses.items()}, "perf/updates_per_s": step / max(time.time() - start, 1e-9)})
+        bar.update(step - bar.n)
+        if "loss" in losses:
+            bar.set_postfix({"loss": f"{float(losses['loss']):.3g}"})
         if step % cfg.train.checkpoint_every == 0:
             run.checkpointer.save(step)
 
@@ -77,6 +84,7 @@ def train(run: Run, dataset: tuple[dict, dict] | None = None) -> None:
         result = train_offline(ocfg, arrays, meta, trainer=trainer, on_log=on_log, on_eval=on_eval,
                                should_stop=lambda step: stop.requested)
         run.checkpointer.save(trainer.step)
+        bar.close()
         if result.get("stopped"):
             stop.finish(trainer.step)
     summary = {k: v for k, v in result.items() if k not in ("trainer", "evals")}

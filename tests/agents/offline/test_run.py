@@ -27,9 +27,12 @@ def test_offline_train_resume_eval(tmp_path, dataset, agent, capsys):
     run = tmp_path / "run"
     words = ["offline", f"agent={agent}", f"dataset={dataset}", "size=debug", "train.eval_every=0", "train.eval_episodes=1",
              "train.log_every=10", "train.checkpoint_every=10", "offline.max_eval_steps=10", "--run-dir", str(run)]
+    capsys.readouterr()
     assert main(words + ["train.steps=20"]) == 0
     assert Checkpointer(run / "checkpoints").read()["objects"]["trainer"]["step"] == 20
+    assert f"{agent} tiny.hdf5: 20/20 update (100.0%)" in capsys.readouterr().err  # progress, also off a terminal
     assert main(words + ["train.steps=30"]) == 0  # resumes at update 20
+    assert f"{agent} tiny.hdf5: 30/30 update (100.0%), " in capsys.readouterr().err
     payload = Checkpointer(run / "checkpoints").read()
     assert payload["step"] == 30 and payload["objects"]["trainer"]["step"] == 30
     scores = [json.loads(l) for l in (run / "scores.jsonl").read_text().splitlines()]
