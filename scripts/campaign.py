@@ -59,7 +59,9 @@ def status(run_dir: Path) -> dict:
     evaluation = _last(run_dir / "scores.jsonl", lambda r: r.get("kind") in ("eval", "memory"))
     metrics = _last(run_dir / "metrics.jsonl", lambda r: True) or {}
     return {
-        "run": str(run_dir), "agent": config.get("agent"), "env": (config.get("env") or {}).get("id"),
+        # offline runs name their dataset instead of an env
+        "run": str(run_dir), "agent": config.get("agent"),
+        "env": (config.get("env") or {}).get("id") or (Path(config["dataset"]).name if config.get("dataset") else None),
         "seed": config.get("seed"), "checkpoint_step": step, "steps": total,
         "progress": (step / total) if total else None, "finished": bool(total) and step >= total,
         "running": _running(run_dir), "commit": (info.get("git") or {}).get("commit"),
@@ -93,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             state = "running" if r["running"] else ("done" if r["finished"] else "stopped")
             ev = r["last_eval"]
             last = "" if not ev else f"{ev.get('mean', ev.get('reward_acc_imagination', '')):.4g} @ {ev['step']}"
-            print(f"{Path(r['run']).name:<48} {r['agent'] or '':<10} {r['env'] or '':<26} {progress:>16} {state:<9} {last}")
+            name = str(Path(r["run"]).relative_to(root))  # suite cells: suite/agent/env/seed<k>
+            print(f"{name:<48} {r['agent'] or '':<10} {r['env'] or '':<26} {progress:>16} {state:<9} {last}")
     return 0
 
 

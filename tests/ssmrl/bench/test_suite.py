@@ -125,10 +125,20 @@ def test_a_cell_that_logged_no_score_is_evaluated_instead_of_crashing(tmp_path):
     assert np.isfinite(result["score"]) and (tmp_path / "drama" / "memory__four-rooms" / "seed0" / "done.json").is_file()
 
 
-def test_campaign_status_lists_runs_with_progress_and_resume_commands(tmp_path, capsys):
+def _campaign():
     import importlib.util
-    from pathlib import Path
 
+    spec = importlib.util.spec_from_file_location("campaign_under_test", ROOT / "scripts" / "campaign.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main_campaign(argv):
+    return _campaign().main(argv)
+
+
+def test_campaign_status_lists_runs_with_progress_and_resume_commands(tmp_path, capsys):
     from ssmrl.cli.main import main
     from ssmrl.runs.run import Run
     from ssmrl.cli.config import Config
@@ -139,10 +149,7 @@ def test_campaign_status_lists_runs_with_progress_and_resume_commands(tmp_path, 
     assert main(["train", *words, "train.steps=30", "--run-dir", str(root / "done")]) == 0
     assert main(["train", *words, "train.steps=30", "--run-dir", str(root / "partial")]) == 0
     Run.open(root / "partial", ["train.steps=90"], Config).close()  # budget raised: unfinished now
-    path = ROOT / "scripts" / "campaign.py"
-    spec = importlib.util.spec_from_file_location("campaign_under_test", path)
-    campaign = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(campaign)
+    campaign = _campaign()
     capsys.readouterr()
     assert campaign.main([str(root), "--json"]) == 0
     runs = {Path(r["run"]).name: r for r in json.loads(capsys.readouterr().out)["runs"]}
@@ -210,6 +217,9 @@ def test_d4rl_suite_trains_on_the_files_of_datasets_dir_and_scores_their_normali
     assert done["cell"]["dataset"] == str(Path(hopper).resolve()) and done["source"] == "eval"
     last = json.loads((out / "bc" / "hopper-medium-replay" / "seed0" / "scores.jsonl").read_text().splitlines()[-1])
     assert done["score"] == last["mean"] and done["normalised"] == pytest.approx(100 * (last["mean"] + 20) / 320)
+    assert main_campaign([str(out)]) == 0  # the campaign listing names the cell's dataset
+    assert "bc/hopper-medium-replay/seed0" in capsys.readouterr().out.replace("\\", "/")
+    assert _campaign().status(out / "bc" / "hopper-medium-replay" / "seed0")["env"] == Path(hopper).name
     # A missing or ambiguous file is named before any cell starts, and nothing is created.
     write_d4rl(str(data / "hopper-medium-replay-v2.hdf5"), arrays, meta)
     for args in (["--envs", "hopper-medium-replay", "--datasets-dir", str(data)],
