@@ -70,6 +70,8 @@ def train(run: Run, dataset: tuple[dict, dict] | None = None) -> None:
         bar.update(step - bar.n)
         if "loss" in losses:
             bar.set_postfix({"loss": f"{float(losses['loss']):.3g}"})
+
+    def on_update(step: int) -> None:  # every update, so train.checkpoint_every holds whatever train.log_every is
         if step % cfg.train.checkpoint_every == 0:
             run.checkpointer.save(step)
 
@@ -82,7 +84,7 @@ def train(run: Run, dataset: tuple[dict, dict] | None = None) -> None:
 
     with StopRequest() as stop:
         result = train_offline(ocfg, arrays, meta, trainer=trainer, on_log=on_log, on_eval=on_eval,
-                               should_stop=lambda step: stop.requested)
+                               should_stop=lambda step: stop.requested, on_update=on_update)
         run.checkpointer.save(trainer.step)
         bar.close()
         if result.get("stopped"):

@@ -207,13 +207,15 @@ def train_offline(cfg: OfflineConfig, dataset: str | dict[str, np.ndarray], meta
                   env_fn: Callable[[int], gym.Env] | None = None, trainer: OfflineTrainer | None = None,
                   on_log: Callable[[int, dict], None] | None = None,
                   on_eval: Callable[[int, dict, OfflineTrainer], None] | None = None,
-                  should_stop: Callable[[int], bool] | None = None) -> dict[str, Any]:
+                  should_stop: Callable[[int], bool] | None = None,
+                  on_update: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train ``cfg.agent`` on ``dataset`` (a D4RL HDF5 path / Minari folder, or a D4RL array dict + ``metadata``).
 
     Evaluates every ``cfg.eval_every`` updates and at the end with ``cfg.eval_episodes`` episodes of
     ``env_fn(seed)`` (default: the dataset's env) conditioned on the target return. Pass a ``trainer`` restored
-    from a checkpoint to resume; ``on_eval(step, result, trainer)`` is the hook for checkpointing;
-    ``should_stop(step)`` is asked after every update (the caller checkpoints and stops when it says so).
+    from a checkpoint to resume; ``on_update(step)`` runs after every update (the CLI checkpoints there),
+    ``on_eval(step, result, trainer)`` after every evaluation; ``should_stop(step)`` is asked after every update
+    (the caller checkpoints and stops when it says so).
     Returns ``{"evals": [...], "final": {...}, "train_time_s", "updates_per_s", "target_return", ...}``.
     """
     if isinstance(dataset, str):
@@ -254,6 +256,8 @@ def train_offline(cfg: OfflineConfig, dataset: str | dict[str, np.ndarray], meta
         last = trainer.update()
         train_time += time.perf_counter() - t0
         done_here += 1
+        if on_update is not None:
+            on_update(trainer.step)
         if on_log is not None and cfg.log_every and trainer.step % cfg.log_every == 0:
             on_log(trainer.step, last)
         if env_fn is not None and cfg.eval_every and trainer.step % cfg.eval_every == 0 and trainer.step < cfg.updates:

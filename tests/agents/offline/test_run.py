@@ -108,3 +108,12 @@ def test_an_offline_run_reads_its_dataset_once(tmp_path, dataset, monkeypatch):
     assert len(reads) == 1
     assert main(words + ["train.steps=8"]) == 0  # resume
     assert len(reads) == 2
+
+
+def test_checkpoints_follow_checkpoint_every_whatever_the_log_interval(tmp_path, dataset):
+    run = tmp_path / "run"
+    assert main(["offline", "agent=bc", f"dataset={dataset}", "size=debug", "train.eval_every=0", "train.eval_episodes=1",
+                 "train.log_every=10", "train.checkpoint_every=15", "offline.max_eval_steps=10", "train.steps=20",
+                 "--run-dir", str(run)]) == 0
+    steps = sorted(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("ckpt-*.pt"))
+    assert steps == [15, 20]  # 15 is no log step: checkpoints came only at multiples of both intervals before
