@@ -220,6 +220,16 @@ def test_d4rl_suite_trains_on_the_files_of_datasets_dir_and_scores_their_normali
     assert main_campaign([str(out)]) == 0  # the campaign listing names the cell's dataset
     assert "bc/hopper-medium-replay/seed0" in capsys.readouterr().out.replace("\\", "/")
     assert _campaign().status(out / "bc" / "hopper-medium-replay" / "seed0")["env"] == Path(hopper).name
+    # --final-episodes on an offline cell: the score is the fresh eval's mean, normalised with the dataset's references.
+    from ssmrl.bench.suite import run_cell
+
+    cell = make_cells("d4rl", ["bc"], [1], out, envs=["hopper-medium-replay"], final_episodes=2, datasets_dir=data,
+                      words=["size=debug", "train.steps=10", "train.eval_every=0", "train.eval_episodes=1",
+                             "train.checkpoint_every=10", "offline.max_eval_steps=10"])[0]
+    result = run_cell(cell)
+    evaluation = json.loads((Path(cell.run_dir) / "eval-final.json").read_text())
+    assert result["episodes"] == 2 and result["score"] == pytest.approx(np.mean(evaluation["returns"]))
+    assert result["normalised"] == pytest.approx(100 * (result["score"] + 20) / 320)
     # A missing or ambiguous file is named before any cell starts, and nothing is created.
     write_d4rl(str(data / "hopper-medium-replay-v2.hdf5"), arrays, meta)
     for args in (["--envs", "hopper-medium-replay", "--datasets-dir", str(data)],
