@@ -1,4 +1,4 @@
-"""``ssmrl offline`` / ``ssmrl eval`` / ``ssmrl dataset info`` on a tiny D4RL-format file written here."""
+"""``ssmrl offline`` / ``ssmrl eval`` / ``ssmrl dataset info`` on a tiny D4RL-format file (``write_tiny_d4rl``)."""
 import json
 
 import numpy as np
@@ -8,18 +8,12 @@ from agents.offline.io import write_d4rl
 from ssmrl.cli.main import main
 from ssmrl.runs.checkpoint import Checkpointer
 
+from tests.agents.offline import write_tiny_d4rl
+
 
 @pytest.fixture
 def dataset(tmp_path):
-    rng = np.random.default_rng(0)
-    n = 300
-    obs = rng.normal(size=(n, 11)).astype(np.float32)
-    timeouts = np.zeros(n, bool)
-    timeouts[49::50] = True
-    arrays = {"observations": obs, "actions": np.tanh(obs[:, :3]), "rewards": rng.normal(size=n).astype(np.float32),
-              "terminals": np.zeros(n, bool), "timeouts": timeouts,
-              "next_observations": np.roll(obs, -1, axis=0)}
-    return str(write_d4rl(str(tmp_path / "tiny.hdf5"), arrays, {"env_id": "Hopper-v5", "ref_min_score": -20.0, "ref_max_score": 300.0}))
+    return write_tiny_d4rl(tmp_path / "tiny.hdf5")
 
 
 @pytest.mark.parametrize("agent", ["dm", "bc"])

@@ -134,10 +134,6 @@ def _campaign():
     return module
 
 
-def main_campaign(argv):
-    return _campaign().main(argv)
-
-
 def test_campaign_status_lists_runs_with_progress_and_resume_commands(tmp_path, capsys):
     from ssmrl.cli.main import main
     from ssmrl.runs.run import Run
@@ -193,21 +189,13 @@ def test_final_episodes_scores_a_cell_by_a_fresh_eval_of_its_last_checkpoint(tmp
 def test_d4rl_suite_trains_on_the_files_of_datasets_dir_and_scores_their_normalised_returns(tmp_path, capsys):
     import argparse
 
-    from agents.offline.io import write_d4rl
     from ssmrl.bench import bench_cli
+    from tests.agents.offline import write_tiny_d4rl
 
-    rng = np.random.default_rng(0)
-    n = 200
-    obs = rng.normal(size=(n, 11)).astype(np.float32)
-    timeouts = np.zeros(n, bool)
-    timeouts[49::50] = True
-    arrays = {"observations": obs, "actions": np.tanh(obs[:, :3]), "rewards": rng.normal(size=n).astype(np.float32),
-              "terminals": np.zeros(n, bool), "timeouts": timeouts, "next_observations": np.roll(obs, -1, axis=0)}
     data = tmp_path / "data"
     data.mkdir()
-    meta = {"env_id": "Hopper-v5", "ref_min_score": -20.0, "ref_max_score": 300.0}
-    hopper = write_d4rl(str(data / "hopper-medium-replay-v5-seed0.hdf5"), arrays, meta)
-    write_d4rl(str(data / "hopper-medium-v5-seed0.hdf5"), arrays, meta)  # a neighbour the id must not pick up
+    hopper = write_tiny_d4rl(data / "hopper-medium-replay-v5-seed0.hdf5", n=200)
+    write_tiny_d4rl(data / "hopper-medium-v5-seed0.hdf5", n=200)  # a neighbour the id must not pick up
     out = tmp_path / "suite"
     rest = ["d4rl", "--agents", "bc", "--envs", "hopper-medium-replay", "--datasets-dir", str(data), "--out", str(out),
             "size=debug", "train.steps=10", "train.eval_every=0", "train.eval_episodes=1", "train.checkpoint_every=10",
@@ -217,9 +205,10 @@ def test_d4rl_suite_trains_on_the_files_of_datasets_dir_and_scores_their_normali
     assert done["cell"]["dataset"] == str(Path(hopper).resolve()) and done["source"] == "eval"
     last = json.loads((out / "bc" / "hopper-medium-replay" / "seed0" / "scores.jsonl").read_text().splitlines()[-1])
     assert done["score"] == last["mean"] and done["normalised"] == pytest.approx(100 * (last["mean"] + 20) / 320)
-    assert main_campaign([str(out)]) == 0  # the campaign listing names the cell's dataset
+    campaign = _campaign()
+    assert campaign.main([str(out)]) == 0  # the campaign listing names the cell's dataset
     assert "bc/hopper-medium-replay/seed0" in capsys.readouterr().out.replace("\\", "/")
-    assert _campaign().status(out / "bc" / "hopper-medium-replay" / "seed0")["env"] == Path(hopper).name
+    assert campaign.status(out / "bc" / "hopper-medium-replay" / "seed0")["env"] == Path(hopper).name
     # --final-episodes on an offline cell: the score is the fresh eval's mean, normalised with the dataset's references.
     from ssmrl.bench.suite import run_cell
 
@@ -231,7 +220,7 @@ def test_d4rl_suite_trains_on_the_files_of_datasets_dir_and_scores_their_normali
     assert result["episodes"] == 2 and result["score"] == pytest.approx(np.mean(evaluation["returns"]))
     assert result["normalised"] == pytest.approx(100 * (result["score"] + 20) / 320)
     # A missing or ambiguous file is named before any cell starts, and nothing is created.
-    write_d4rl(str(data / "hopper-medium-replay-v2.hdf5"), arrays, meta)
+    write_tiny_d4rl(data / "hopper-medium-replay-v2.hdf5", n=200)
     for args in (["--envs", "hopper-medium-replay", "--datasets-dir", str(data)],
                  ["--envs", "walker2d-medium", "--datasets-dir", str(data)], ["--envs", "hopper-medium"]):
         with pytest.raises(SystemExit) as exit_info:
