@@ -38,12 +38,16 @@ def episode_quotas(episodes: int, num_envs: int) -> list[int]:
 
 
 def play_episodes(env_id: str, policy: Any, episodes: int, num_envs: int = 1, seed: int = 0,
-                  options: dict | None = None) -> list[dict]:
-    """Run ``policy`` until every env finished its quota; returns one dict per episode (env, return, length)."""
+                  options: dict | None = None, replay: Any = None) -> list[dict]:
+    """Run ``policy`` until every env finished its quota; returns one dict per episode (env, return, length).
+
+    replay: a ``ReplayBuffer`` with ``min(num_envs, episodes)`` streams that records every step played
+    (env i into stream i; envs that finished their quota early keep playing until the others finish), or None.
+    """
     num_envs = min(num_envs, episodes)
     quotas = episode_quotas(episodes, num_envs)
-    engine = RolloutEngine.from_env_id(env_id, num_envs, replay=None, config=RolloutConfig(seed=seed, record=False),
-                                       **(options or {}))
+    engine = RolloutEngine.from_env_id(env_id, num_envs, replay=replay,
+                                       config=RolloutConfig(seed=seed, record=replay is not None), **(options or {}))
     results: list[dict] = []
     done = [0] * num_envs
     bar = progress(total=episodes, desc="eval", unit="episode")

@@ -135,6 +135,19 @@ class DreamerAgent:
         latents = {k: v.detach() for k, v in outputs["latents"].items()}
         return {f"wm/{k}": v.detach() for k, v in metrics.items()}, latents
 
+    @torch.no_grad()
+    def world_model_losses(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
+                           ) -> dict[str, float]:
+        """``WorldModel.loss``'s metrics on ``batch`` ((B, L) windows) without an optimiser step: what the world
+        model scores on data it may never have trained on (fresh evaluation episodes). Floats, keys as in ``wm/*``."""
+        training = self.wm.training
+        self.wm.eval()
+        try:
+            _, metrics = self.wm.loss(batch, generator=generator)
+        finally:
+            self.wm.train(training)
+        return {k: float(v) for k, v in metrics.items()}
+
     def imagination_starts(self, batch: dict[str, torch.Tensor], latents: dict[str, torch.Tensor],
                            context: dict[str, torch.Tensor] | None, generator: torch.Generator | None = None
                            ) -> "Starts":

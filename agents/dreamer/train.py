@@ -15,7 +15,7 @@ import numpy as np
 import envs
 from agents.dreamer.agent import DreamerAgent, check_env_spec, replay_config, sample_batches
 from ssmrl.evaluation import play_episodes, summarize
-from ssmrl.replay import ReplayBuffer
+from ssmrl.replay import ReplayBuffer, ReplayConfig
 from ssmrl.rollout import RandomPolicy, RolloutConfig, RolloutEngine
 from ssmrl.runs.checkpoint import CheckpointError
 from ssmrl.runs.interrupt import StopRequest
@@ -59,16 +59,64 @@ def build_agent(run: Run) -> tuple[DreamerAgent, gym.Space, dict]:
     return agent, action_space, settings
 
 
-def evaluate(run: Run, agent: DreamerAgent, step: int, episodes: int) -> dict:
+# Steps of each evaluation env kept for the world model's held-out losses (FIFO: the last ones played).
+FRESH_STEPS_PER_ENV = 4096
+
+
+def evaluate(run: Run, agent: DreamerAgent, step: int, episodes: int, replay: ReplayBuffer | None = None) -> dict:
+    """Play ``episodes`` evaluation episodes and log their scores; with ``replay`` (the training replay) and
+    ``train.eval_wm_windows`` > 0, also the world model's losses on the episodes just played and on the replay
+    (:func:`world_model_gap`)."""
     cfg = run.config
+    num_envs = min(episodes, cfg.env.num_envs)
+    fresh = None
+    if replay is not None and cfg.train.eval_wm_windows > 0:
+        fresh = ReplayBuffer(ReplayConfig(capacity=num_envs * FRESH_STEPS_PER_ENV, num_streams=num_envs, verbose=False))
     policy = agent.policy(greedy=cfg.dreamer.greedy_eval, generator=Seeds(cfg.seed).torch(f"eval-{step}", agent.device))
-    results = play_episodes(cfg.env.id, policy, episodes, num_envs=min(episodes, cfg.env.num_envs),
-                            seed=Seeds(cfg.seed).int(f"eval-envs-{step}"), options={**cfg.env.options, **cfg.env.eval_options})
+    results = play_episodes(cfg.env.id, policy, episodes, num_envs=num_envs, seed=Seeds(cfg.seed).int(f"eval-envs-{step}"),
+                            options={**cfg.env.options, **cfg.env.eval_options}, replay=fresh)
     summary = summarize(cfg.env.id, results)
     run.log_score(step, kind="eval", **{k: v for k, v in summary.items() if k != "normalised_reference"},
                   returns=[r["return"] for r in results])
-    run.log_metrics(step, {f"eval/{k}": v for k, v in summary.items() if isinstance(v, (int, float))})
+    metrics = {f"eval/{k}": v for k, v in summary.items() if isinstance(v, (int, float))}
+    if fresh is not None:
+        metrics.update(world_model_gap(run, agent, fresh, replay, step))
+    run.log_metrics(step, metrics)
     return summary
+
+
+def spread_windows(replay: ReplayBuffer, count: int, length: int, within_episode: bool) -> dict[str, np.ndarray] | None:
+    """Up to ``count`` (length-``length``) windows of ``replay`` whose starts are spread evenly over all its valid
+    starts, oldest first (deterministic: no sampler is drawn from). Arrays (B, L, ...); None if none fits."""
+    cands = replay.candidates(length, within_episode=within_episode)
+    if len(cands) == 0:
+        return None
+    pick = np.unique(np.linspace(0, len(cands) - 1, num=min(count, len(cands))).round().astype(np.int64))
+    return replay.gather(cands.stream[pick], cands.start[pick], length)
+
+
+def world_model_gap(run: Run, agent: DreamerAgent, fresh: ReplayBuffer, replay: ReplayBuffer, step: int) -> dict[str, float]:
+    """The world model's losses (no update) on ``train.eval_wm_windows`` windows of ``seq_len`` steps spread over
+    the evaluation episodes just played (``fresh``: never trained on) -> ``wm_eval/fresh/*``, and on as many spread
+    over the training replay -> ``wm_eval/replay/*``, both with the same seeded generator. Fresh losses far above
+    the replay's mean the model fits its replay but not the game (overfitting); the actor then learns from
+    imagined rewards the game does not pay."""
+    cfg = run.config
+    metrics: dict[str, float] = {}
+    for name, buffer in (("fresh", fresh), ("replay", replay)):
+        windows = spread_windows(buffer, cfg.train.eval_wm_windows, agent.cfg.seq_len, cfg.replay.within_episode)
+        if windows is None:
+            continue
+        generator = Seeds(cfg.seed).torch(f"wm-eval-{step}", agent.device)
+        total, sums = 0, {}
+        for lo in range(0, len(windows["reward"]), agent.cfg.batch_size):  # the training batch size bounds memory
+            chunk = {k: v[lo:lo + agent.cfg.batch_size] for k, v in windows.items()}
+            n = len(chunk["reward"])
+            for k, v in agent.world_model_losses(agent.to_batch(chunk), generator).items():
+                sums[k] = sums.get(k, 0.0) + n * v
+            total += n
+        metrics.update({f"wm_eval/{name}/{k}": v / total for k, v in sums.items()})
+    return metrics
 
 
 def replay_videos(run: Run, agent: DreamerAgent, replay: ReplayBuffer, step: int, sequences: int = 2) -> None:
@@ -153,7 +201,7 @@ def train(run: Run) -> None:
                     bar.set_postfix({k: f"{metrics[k]:.3g}" for k in ("episode/return", "wm/loss") if k in metrics})
                 if cfg.train.eval_every and step - counters["last_eval"] >= cfg.train.eval_every:
                     counters["last_eval"] = step
-                    evaluate(run, agent, step, cfg.train.eval_episodes)
+                    evaluate(run, agent, step, cfg.train.eval_episodes, replay)
                 if cfg.train.video_every and step >= dcfg.warmup_steps and step - counters["last_video"] >= cfg.train.video_every:
                     counters["last_video"] = step
                     replay_videos(run, agent, replay, step)

@@ -46,7 +46,7 @@ PACKAGES = ("ssmrl", "torch", "numpy", "gymnasium", "ale-py", "dm-control", "muj
 
 # Keys a resume may change: budgets and reporting, never anything that shapes the learner or its data.
 RESUMABLE_PREFIXES = ("train.steps", "train.log_every", "train.eval_every", "train.eval_episodes",
-                      "train.checkpoint_every", "train.video_every", "device")
+                      "train.checkpoint_every", "train.video_every", "train.eval_wm_windows", "device")
 
 
 def package_versions() -> dict[str, str | None]:

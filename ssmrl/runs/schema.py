@@ -27,12 +27,15 @@ class TrainConfig:
     eval_episodes: int = 5
     checkpoint_every: int = 5_000
     video_every: int = 0  # 0: no periodic videos
+    # Online world-model agents: at each evaluation, the world model's losses on this many windows of the
+    # evaluation episodes and of the replay (0: not computed).
+    eval_wm_windows: int = 16
 
     def __post_init__(self) -> None:
         for name in ("steps", "log_every", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
-        for name in ("eval_every", "eval_episodes", "video_every"):
+        for name in ("eval_every", "eval_episodes", "video_every", "eval_wm_windows"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
 
