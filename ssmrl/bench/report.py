@@ -2,8 +2,9 @@
 
 Tables: per-env mean ± standard error over seeds for every agent; for Atari100k the human-normalised mean,
 median, IQM and optimality gap with 95% stratified-bootstrap intervals, games above human, and the published
-agents beside ours (marked *published*); for STORI the drop of each type relative to type 3.1; for D4RL the
-normalised average. Plots: learning curves (mean and 95% band over seeds), per-game HNS bars, performance profiles.
+agents beside ours (marked *published*); for STORI the drop of each type relative to type 3.1; for offline
+datasets the normalised average, and per dataset mean ± std over seeds (final and late scores) with the agents'
+order where it holds beyond one standard deviation. Plots: learning curves (mean and 95% band over seeds), per-game HNS bars, performance profiles.
 """
 from __future__ import annotations
 
@@ -170,6 +171,64 @@ def stori_section(scores: dict[str, dict[str, list[float]]]) -> list[str]:
     return lines
 
 
+# evaluations averaged into an offline cell's "late" score: single evaluations swing by tens of points
+LATE_EVALS = 3
+
+
+def _late_normalised(run_dir: Path) -> float | None:
+    """Mean dataset-normalised score of the run's last ``LATE_EVALS`` periodic evaluations (None without any)."""
+    path = run_dir / "scores.jsonl"
+    if not path.is_file():
+        return None
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    values = [r["normalised_score"] for r in rows if r.get("kind") == "eval" and "normalised_score" in r]
+    return float(np.mean(values[-LATE_EVALS:])) if values else None
+
+
+def order(means: dict[str, float], stds: dict[str, float]) -> str:
+    """Agents from best to worst mean, joined by ">" where the gap between neighbours exceeds the larger of their
+    two standard deviations and by "≈" where it does not: {"dm": 90, "dt": 85, "bc": 40} with stds 10 -> "dm ≈ dt > bc"."""
+    ranked = sorted(means, key=lambda a: -means[a])
+    text = ranked[0]
+    for hi, lo in zip(ranked, ranked[1:]):
+        text += (" > " if means[hi] - means[lo] > max(stds[hi], stds[lo]) else " ≈ ") + lo
+    return text
+
+
+def offline_section(cells: list[dict]) -> list[str]:
+    """Dataset-normalised scores of offline cells per dataset: mean ± standard deviation over seeds of the final
+    score and of the late score (the last ``LATE_EVALS`` evaluations' mean), and the agents' order by each."""
+    final: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    late: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for c in cells:
+        if "normalised" not in c or c["cell"]["env"].split("/")[0] in ("atari100k", "atari", "stori"):
+            continue
+        final[c["cell"]["env"]][c["cell"]["agent"]].append(float(c["normalised"]))
+        value = _late_normalised(Path(c["cell"]["run_dir"]))
+        late[c["cell"]["env"]][c["cell"]["agent"]].append(float(c["normalised"]) if value is None else value)
+    if not final:
+        return []
+    lines = ["## Offline datasets (dataset-normalised, mean ± std over seeds)", "",
+             f"Late = the mean of a cell's last {LATE_EVALS} periodic evaluations. Order: \">\" where two neighbours' "
+             "means differ by more than the larger of their standard deviations, \"≈\" where they do not.", "",
+             "| dataset | agent | seeds | final | late |", "|---|---|---|---|---|"]
+    orders = []
+    for env in sorted(final):
+        stats = {}
+        for agent in sorted(final[env]):
+            f, lt = np.array(final[env][agent]), np.array(late[env][agent])
+            stats[agent] = (f.mean(), f.std(ddof=1) if len(f) > 1 else 0.0, lt.mean(), lt.std(ddof=1) if len(lt) > 1 else 0.0)
+            lines.append(f"| {env} | {agent} | {len(f)} | {stats[agent][0]:.1f} ± {stats[agent][1]:.1f} "
+                         f"| {stats[agent][2]:.1f} ± {stats[agent][3]:.1f} |")
+        if len(stats) > 1:
+            orders.append(f"| {env} | {order({a: v[0] for a, v in stats.items()}, {a: v[1] for a, v in stats.items()})} "
+                          f"| {order({a: v[2] for a, v in stats.items()}, {a: v[3] for a, v in stats.items()})} |")
+    lines.append("")
+    if orders:
+        lines += ["| dataset | order by final | order by late |", "|---|---|---|", *orders, ""]
+    return lines
+
+
 # words that change what a cell measures relative to a published 100k-step result
 _BUDGET_KEYS = ("size", "train", "wm", "dreamer", "ac", "env")
 
@@ -199,6 +258,7 @@ def write_report(suite_dir: Path) -> Path:
                       for w in c["cell"].get("words", []) if w.split("=")[0].split(".")[0] in _BUDGET_KEYS})
     lines += atari_section(scores, suite_dir, changed)
     lines += stori_section(scores)
+    lines += offline_section(cells)
     curves = learning_curves(cells, suite_dir / "learning_curves.png")
     if curves:
         lines += ["## Learning curves (mean and 95% band over seeds)", "", f"![learning curves]({curves.name})", ""]

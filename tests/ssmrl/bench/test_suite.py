@@ -228,3 +228,29 @@ def test_d4rl_suite_trains_on_the_files_of_datasets_dir_and_scores_their_normali
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and ("files" in err or "no file" in err or "--datasets-dir" in err), err
     assert not (tmp_path / "x").exists()
+
+
+def test_offline_report_gives_mean_and_std_over_seeds_and_the_order_beyond_one_std(tmp_path):
+    """Synthetic finished d4rl cells: final = the cell's normalised score, late = the mean of its last 3
+    evaluations; the order joins neighbours with ">" only when their means differ by more than either's std."""
+    from ssmrl.bench.report import order
+
+    evals = {"dm": [[10, 80, 90, 100], [20, 70, 80, 90], [30, 60, 70, 80]],  # late 90, 80, 70
+             "dt": [[0, 85, 85, 85], [0, 80, 80, 80], [0, 90, 90, 90]],        # late 85, 80, 90
+             "bc": [[0, 10, 20, 30], [0, 20, 30, 40], [0, 30, 40, 50]]}        # late 20, 30, 40
+    for agent, per_seed in evals.items():
+        for seed, values in enumerate(per_seed):
+            run = tmp_path / agent / "hopper-medium-replay" / f"seed{seed}"
+            run.mkdir(parents=True)
+            (run / "scores.jsonl").write_text("\n".join(json.dumps({"step": 5000 * (i + 1), "kind": "eval", "mean": 0.0,
+                                                                    "normalised_score": v}) for i, v in enumerate(values)))
+            (run / "done.json").write_text(json.dumps({"cell": {"agent": agent, "env": "hopper-medium-replay", "seed": seed,
+                                                                 "run_dir": str(run)}, "score": 0.0,
+                                                        "normalised": values[-1], "returncode": 0}))
+    report = write_report(tmp_path).read_text()
+    assert "| hopper-medium-replay | dm | 3 | 90.0 ± 10.0 | 80.0 ± 10.0 |" in report
+    assert "| hopper-medium-replay | dt | 3 | 85.0 ± 5.0 | 85.0 ± 5.0 |" in report
+    assert "| hopper-medium-replay | bc | 3 | 40.0 ± 10.0 | 30.0 ± 10.0 |" in report
+    assert "| hopper-medium-replay | dm ≈ dt > bc | dt ≈ dm > bc |" in report
+    assert order({"a": 3.0, "b": 1.0}, {"a": 1.0, "b": 1.9}) == "a > b"
+    assert order({"a": 3.0, "b": 1.0}, {"a": 2.0, "b": 0.0}) == "a ≈ b"
