@@ -65,12 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seq-len", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    if a.batch_size < 1 or a.train_ratio <= 0 or a.steps <= a.warmup + a.seq_len:
-        p.error("need --batch-size >= 1, --train-ratio > 0 and --steps > --warmup + --seq-len")
+    if a.batch_size < 1 or a.train_ratio <= 0 or a.seq_len < 1 or a.warmup < a.seq_len or a.steps < a.warmup + 2_500:
+        p.error("need --batch-size >= 1, --train-ratio > 0, --seq-len >= 1, --warmup >= --seq-len (a window must fit "
+                "before the first update) and --steps >= --warmup + 2500 (the last-2,500 summary)")
     try:
         taus = [float(t) for t in a.taus.split(",")]
     except ValueError:
         p.error(f"--taus must be comma-separated numbers, got {a.taus!r}")
+    if min(taus) <= 0:
+        p.error(f"--taus must be > 0, got {a.taus!r}")
     result = {"batch_size": a.batch_size, "train_ratio": a.train_ratio, "starts_per_env_step": a.batch_size * a.train_ratio,
               "steps": a.steps, "warmup": a.warmup, "seq_len": a.seq_len, "seed": a.seed,
               "taus": {str(t): summary(coverage(a.batch_size, a.train_ratio, t, a.steps, a.warmup, a.seq_len, a.seed), a.warmup, a.seq_len)

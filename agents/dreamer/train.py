@@ -15,7 +15,7 @@ import numpy as np
 import envs
 from agents.dreamer.agent import DreamerAgent, check_env_spec, replay_config, sample_batches
 from ssmrl.evaluation import play_episodes, summarize
-from ssmrl.replay import ReplayBuffer, ReplayConfig
+from ssmrl.replay import Candidates, ReplayBuffer, ReplayConfig
 from ssmrl.rollout import RandomPolicy, RolloutConfig, RolloutEngine
 from ssmrl.runs.checkpoint import CheckpointError
 from ssmrl.runs.interrupt import StopRequest
@@ -65,7 +65,7 @@ FRESH_STEPS_PER_ENV = 4096
 
 def evaluate(run: Run, agent: DreamerAgent, step: int, episodes: int, replay: ReplayBuffer | None = None) -> dict:
     """Play ``episodes`` evaluation episodes and log their scores; with ``replay`` (the training replay) and
-    ``train.eval_wm_windows`` > 0, also the world model's losses on the episodes just played and on the replay
+    ``train.eval_wm_windows`` > 0, also the world model's losses on the steps just played and on the replay
     (:func:`world_model_gap`)."""
     cfg = run.config
     num_envs = min(episodes, cfg.env.num_envs)
@@ -85,10 +85,15 @@ def evaluate(run: Run, agent: DreamerAgent, step: int, episodes: int, replay: Re
     return summary
 
 
-def spread_windows(replay: ReplayBuffer, count: int, length: int, within_episode: bool) -> dict[str, np.ndarray] | None:
-    """Up to ``count`` (length-``length``) windows of ``replay`` whose starts are spread evenly over all its valid
-    starts, oldest first (deterministic: no sampler is drawn from). Arrays (B, L, ...); None if none fits."""
+def spread_windows(replay: ReplayBuffer, count: int, length: int, within_episode: bool,
+                   newest: int | None = None) -> dict[str, np.ndarray] | None:
+    """Up to ``count`` windows of ``length`` steps whose starts are spread evenly over the valid starts of
+    ``replay`` (stream by stream, oldest first within each; deterministic: no sampler is drawn from). ``newest``:
+    only windows that end within the newest ``newest`` steps of their stream. Arrays (B, L, ...); None if none fits."""
     cands = replay.candidates(length, within_episode=within_episode)
+    if newest is not None:
+        keep = np.nonzero(cands.age < newest)[0]
+        cands = Candidates(cands.stream[keep], cands.start[keep], cands.slot[keep], cands.age[keep])
     if len(cands) == 0:
         return None
     pick = np.unique(np.linspace(0, len(cands) - 1, num=min(count, len(cands))).round().astype(np.int64))
@@ -96,16 +101,25 @@ def spread_windows(replay: ReplayBuffer, count: int, length: int, within_episode
 
 
 def world_model_gap(run: Run, agent: DreamerAgent, fresh: ReplayBuffer, replay: ReplayBuffer, step: int) -> dict[str, float]:
-    """The world model's losses (no update) on ``train.eval_wm_windows`` windows of ``seq_len`` steps spread over
-    the evaluation episodes just played (``fresh``: never trained on) -> ``wm_eval/fresh/*``, and on as many spread
-    over the training replay -> ``wm_eval/replay/*``, both with the same seeded generator. Fresh losses far above
-    the replay's mean the model fits its replay but not the game (overfitting); the actor then learns from
-    imagined rewards the game does not pay."""
+    """The world model's losses (no update) on ``train.eval_wm_windows`` windows of ``seq_len`` steps each, spread over
+
+    - ``fresh``: the evaluation just played (the last ``FRESH_STEPS_PER_ENV`` steps of each evaluation env), data
+      it never trained on -> ``wm_eval/fresh/*``;
+    - the whole training replay, warm-up included -> ``wm_eval/replay/*``;
+    - the replay's newest ``eval_wm_windows * seq_len`` steps per stream, from nearly the current policy and
+      trained on least -> ``wm_eval/recent/*``,
+
+    each with the same seeded generator, plus ``wm_eval/<part>/windows`` (how many fitted). Fresh and recent losses
+    far above the replay's: the model fits what it trained on most and not the game (overfitting); fresh far above
+    recent: the evaluation reaches states the replay lacks (or ``env.eval_options`` differ)."""
     cfg = run.config
+    count, length = cfg.train.eval_wm_windows, agent.cfg.seq_len
+    parts = (("fresh", fresh, None), ("replay", replay, None), ("recent", replay, count * length))
     metrics: dict[str, float] = {}
-    for name, buffer in (("fresh", fresh), ("replay", replay)):
-        windows = spread_windows(buffer, cfg.train.eval_wm_windows, agent.cfg.seq_len, cfg.replay.within_episode)
+    for name, buffer, newest in parts:
+        windows = spread_windows(buffer, count, length, cfg.replay.within_episode, newest)
         if windows is None:
+            print(f"wm_eval/{name}: no window of {length} steps fits (step {step}); not logged", flush=True)
             continue
         generator = Seeds(cfg.seed).torch(f"wm-eval-{step}", agent.device)
         total, sums = 0, {}
@@ -116,6 +130,7 @@ def world_model_gap(run: Run, agent: DreamerAgent, fresh: ReplayBuffer, replay: 
                 sums[k] = sums.get(k, 0.0) + n * v
             total += n
         metrics.update({f"wm_eval/{name}/{k}": v / total for k, v in sums.items()})
+        metrics[f"wm_eval/{name}/windows"] = total
     return metrics
 
 
@@ -199,7 +214,7 @@ def train(run: Run) -> None:
                     clock, clock_steps = now, step
                     run.log_metrics(step, metrics)
                     bar.set_postfix({k: f"{metrics[k]:.3g}" for k in ("episode/return", "wm/loss") if k in metrics})
-                if cfg.train.eval_every and step - counters["last_eval"] >= cfg.train.eval_every:
+                if cfg.train.eval_every and cfg.train.eval_episodes and step - counters["last_eval"] >= cfg.train.eval_every:
                     counters["last_eval"] = step
                     evaluate(run, agent, step, cfg.train.eval_episodes, replay)
                 if cfg.train.video_every and step >= dcfg.warmup_steps and step - counters["last_video"] >= cfg.train.video_every:

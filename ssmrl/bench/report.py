@@ -48,7 +48,7 @@ def learning_curves(cells: list[dict], path: Path) -> Path | None:
 
     groups: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for cell in cells:
-        curve = _curve(Path(cell["cell"]["run_dir"]))
+        curve = _curve(Path(cell["directory"]))
         if curve is not None:
             groups[cell["cell"]["env"]][cell["cell"]["agent"]].append(curve)
     if not groups:
@@ -181,17 +181,23 @@ def _late_normalised(run_dir: Path) -> float | None:
     if not path.is_file():
         return None
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    values = [r["normalised_score"] for r in rows if r.get("kind") == "eval" and "normalised_score" in r]
+    values = [r.get("normalised_score", r.get("normalized_score")) for r in rows if r.get("kind") == "eval"]
+    values = [v for v in values if v is not None]  # the second spelling: scores.jsonl before the rename
     return float(np.mean(values[-LATE_EVALS:])) if values else None
 
 
-def order(means: dict[str, float], stds: dict[str, float]) -> str:
+def order(means: dict[str, float], stds: dict[str, float | None]) -> str:
     """Agents from best to worst mean, joined by ">" where the gap between neighbours exceeds the larger of their
-    two standard deviations and by "≈" where it does not: {"dm": 90, "dt": 85, "bc": 40} with stds 10 -> "dm ≈ dt > bc"."""
+    two standard deviations and by "≈" where it does not: {"dm": 90, "dt": 85, "bc": 40} with stds 10 -> "dm ≈ dt > bc".
+    Only neighbours are compared (a ≈ b ≈ c may hide a > c). A std of None (one seed: no spread to compare with)
+    gives "?" between that agent and its neighbours."""
     ranked = sorted(means, key=lambda a: -means[a])
     text = ranked[0]
     for hi, lo in zip(ranked, ranked[1:]):
-        text += (" > " if means[hi] - means[lo] > max(stds[hi], stds[lo]) else " ≈ ") + lo
+        if stds[hi] is None or stds[lo] is None:
+            text += " ? " + lo
+        else:
+            text += (" > " if means[hi] - means[lo] > max(stds[hi], stds[lo]) else " ≈ ") + lo
     return text
 
 
@@ -204,25 +210,41 @@ def offline_section(cells: list[dict]) -> list[str]:
         if "normalised" not in c or c["cell"]["env"].split("/")[0] in ("atari100k", "atari", "stori"):
             continue
         final[c["cell"]["env"]][c["cell"]["agent"]].append(float(c["normalised"]))
-        value = _late_normalised(Path(c["cell"]["run_dir"]))
-        late[c["cell"]["env"]][c["cell"]["agent"]].append(float(c["normalised"]) if value is None else value)
+        late[c["cell"]["env"]][c["cell"]["agent"]].append(_late_normalised(Path(c["directory"])))
     if not final:
         return []
+
+    def stats(values: list) -> tuple[float, float | None] | None:
+        """(mean, std over seeds or None for one seed); None when a cell has no periodic evaluation."""
+        if any(v is None for v in values):
+            return None
+        arr = np.array(values, dtype=np.float64)
+        return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else None)
+
+    def cell_text(stat: tuple[float, float | None] | None) -> str:
+        if stat is None:
+            return "n/a"
+        return f"{stat[0]:.1f} ± {stat[1]:.1f}" if stat[1] is not None else f"{stat[0]:.1f} (one seed)"
+
+    def ranking(per_agent: dict[str, tuple | None]) -> str:
+        if any(v is None for v in per_agent.values()):
+            return "n/a"
+        return order({a: v[0] for a, v in per_agent.items()}, {a: v[1] for a, v in per_agent.items()})
+
     lines = ["## Offline datasets (dataset-normalised, mean ± std over seeds)", "",
              f"Late = the mean of a cell's last {LATE_EVALS} periodic evaluations. Order: \">\" where two neighbours' "
-             "means differ by more than the larger of their standard deviations, \"≈\" where they do not.", "",
+             "means differ by more than the larger of their standard deviations, \"≈\" where they do not, \"?\" where an "
+             "agent has one seed; n/a: a cell without periodic evaluations.", "",
              "| dataset | agent | seeds | final | late |", "|---|---|---|---|---|"]
     orders = []
     for env in sorted(final):
-        stats = {}
+        by_final = {agent: stats(final[env][agent]) for agent in sorted(final[env])}
+        by_late = {agent: stats(late[env][agent]) for agent in sorted(final[env])}
         for agent in sorted(final[env]):
-            f, lt = np.array(final[env][agent]), np.array(late[env][agent])
-            stats[agent] = (f.mean(), f.std(ddof=1) if len(f) > 1 else 0.0, lt.mean(), lt.std(ddof=1) if len(lt) > 1 else 0.0)
-            lines.append(f"| {env} | {agent} | {len(f)} | {stats[agent][0]:.1f} ± {stats[agent][1]:.1f} "
-                         f"| {stats[agent][2]:.1f} ± {stats[agent][3]:.1f} |")
-        if len(stats) > 1:
-            orders.append(f"| {env} | {order({a: v[0] for a, v in stats.items()}, {a: v[1] for a, v in stats.items()})} "
-                          f"| {order({a: v[2] for a, v in stats.items()}, {a: v[3] for a, v in stats.items()})} |")
+            lines.append(f"| {env} | {agent} | {len(final[env][agent])} | {cell_text(by_final[agent])} "
+                         f"| {cell_text(by_late[agent])} |")
+        if len(by_final) > 1:
+            orders.append(f"| {env} | {ranking(by_final)} | {ranking(by_late)} |")
     lines.append("")
     if orders:
         lines += ["| dataset | order by final | order by late |", "|---|---|---|", *orders, ""]

@@ -205,11 +205,15 @@ def run_suite(suite: str, agents: list[str], seeds: list[int], out: Path, envs: 
 
 
 def collect(out: Path) -> list[dict]:
-    """Every finished cell's done.json under a suite folder (an older file's "normalized" key read as "normalised")."""
-    cells = [json.loads(p.read_text()) for p in sorted(Path(out).glob("*/*/seed*/done.json"))]
-    for cell in cells:
+    """Every finished cell's done.json under a suite folder (an older file's "normalized" key read as "normalised"),
+    with ``directory``: the folder it was found in (the cell's run directory wherever the suite now lies; the
+    recorded ``cell["run_dir"]`` may be relative to where the suite ran, or moved)."""
+    cells = []
+    for path in sorted(Path(out).glob("*/*/seed*/done.json")):
+        cell = json.loads(path.read_text())
         if "normalized" in cell:
             cell.setdefault("normalised", cell.pop("normalized"))
+        cells.append({**cell, "directory": str(path.parent)})
     return cells
 
 

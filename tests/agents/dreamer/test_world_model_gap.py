@@ -23,8 +23,9 @@ def test_losses_on_fresh_and_replay_windows_are_logged_and_leave_training_unchan
     evals = [m for m in with_gap if "eval/mean" in m]
     assert [m["step"] for m in evals] == [40, 80]
     for m in evals:
-        for part in ("fresh", "replay"):
+        for part in ("fresh", "replay", "recent"):
             assert np.isfinite(m[f"wm_eval/{part}/loss"]) and m[f"wm_eval/{part}/reward_loss"] >= 0
+            assert m[f"wm_eval/{part}/windows"] == 16  # size=debug: windows of 16 steps; 40-step episodes
     assert not any(k.startswith("wm_eval/") for m in without for k in m)
     # The extra passes draw from their own generator and change no weight, counter or learner stream.
     strip = [{k: v for k, v in m.items() if not k.startswith(("wm_eval/", "perf/env_steps_per_s"))} for m in with_gap]
@@ -56,6 +57,49 @@ def test_spread_windows_cover_the_oldest_to_the_newest_start_evenly():
     assert spread_windows(buffer, 4, 31, within_episode=False) is None
 
 
+def test_newest_restricts_windows_to_the_last_steps_of_each_stream():
+    buffer = _buffer([30, 20])
+    windows = spread_windows(buffer, 4, 5, within_episode=False, newest=10)  # windows ending in the last 10 steps
+    first = windows["reward"][:, 0]
+    assert first.min() >= 0 and set(first // 1000) == {0, 1}
+    assert all(f % 1000 + 5 > n - 10 for f, n in zip(first, [30 if f < 1000 else 20 for f in first]))
+    assert len(spread_windows(buffer, 100, 5, within_episode=False, newest=10)["reward"]) == 2 * 10  # ends 10 apart
+
+
+def test_evaluation_records_exactly_the_steps_it_played():
+    """play_episodes(replay=...) stores each episode's steps plus its final observation, nothing else (one env)."""
+    from ssmrl.evaluation import play_episodes
+    from ssmrl.replay import ReplayConfig
+
+    buffer = ReplayBuffer(ReplayConfig(capacity=100, num_streams=1, verbose=False))
+    policy = lambda obs, first, state: (np.zeros(len(first), np.int64), state)  # noqa: E731
+    results = play_episodes("memory/four-rooms", policy, 2, num_envs=1, seed=0,
+                            options={"max_steps": 10, "image_size": 16}, replay=buffer)
+    data = buffer.stream_arrays(0)
+    assert len(data["reward"]) == sum(r["length"] + 1 for r in results) == 22
+    assert data["is_last"].sum() == 2 and data["is_first"].sum() == 2 and data["is_first"][0]
+
+
+def test_world_model_losses_restore_the_module_mode_and_change_no_weight():
+    import torch
+
+    from agents.dreamer.agent import DreamerAgent
+    from agents.dreamer.config import ActorCriticConfig, DreamerConfig, WorldModelSection
+    from envs.spec import EnvSpec, ObservationSpec
+
+    spec = EnvSpec((ObservationSpec("vector", (3,), "float32"),), action_dim=2, discrete=True)
+    agent = DreamerAgent(WorldModelSection("drama", "debug"), ActorCriticConfig(actor_units=16, critic_units=16),
+                         DreamerConfig(batch_size=2, seq_len=4), spec, torch.device("cpu"), seed=0)
+    batch = {"vector": torch.randn(2, 4, 3), "action": torch.zeros(2, 4, dtype=torch.int64), "reward": torch.zeros(2, 4),
+             "is_first": torch.zeros(2, 4, dtype=torch.bool), "is_terminal": torch.zeros(2, 4, dtype=torch.bool)}
+    before = {k: v.clone() for k, v in agent.wm.state_dict().items()}
+    for training in (True, False):
+        agent.wm.train(training)
+        metrics = agent.world_model_losses(batch, torch.Generator().manual_seed(0))
+        assert agent.wm.training is training and np.isfinite(metrics["loss"])
+    assert all(torch.equal(before[k], v) for k, v in agent.wm.state_dict().items())
+
+
 def test_gap_is_the_window_weighted_mean_over_batches():
     """Windows go through the model in training-batch chunks (7 = 3 + 3 + 1 here); each metric is the mean over
     windows, not over chunks. A stand-in model reports each chunk's mean first reward."""
@@ -66,8 +110,8 @@ def test_gap_is_the_window_weighted_mean_over_batches():
     config = types.SimpleNamespace(seed=0, train=types.SimpleNamespace(eval_wm_windows=7),
                                    replay=types.SimpleNamespace(within_episode=False))
     metrics = world_model_gap(types.SimpleNamespace(config=config), agent, fresh, replay, step=10)
-    for name, buffer in (("fresh", fresh), ("replay", replay)):
-        want = spread_windows(buffer, 7, 5, within_episode=False)["reward"][:, 0].mean()
-        assert np.isclose(metrics[f"wm_eval/{name}/r"], want)
+    for name, buffer, newest in (("fresh", fresh, None), ("replay", replay, None), ("recent", replay, 35)):
+        want = spread_windows(buffer, 7, 5, within_episode=False, newest=newest)["reward"][:, 0].mean()
+        assert np.isclose(metrics[f"wm_eval/{name}/r"], want) and metrics[f"wm_eval/{name}/windows"] == 7
     assert not np.isclose(metrics["wm_eval/replay/r"], np.mean([np.mean(c) for c in np.array_split(
         spread_windows(replay, 7, 5, within_episode=False)["reward"][:, 0], [3, 6])]))

@@ -244,8 +244,9 @@ def test_offline_report_gives_mean_and_std_over_seeds_and_the_order_beyond_one_s
             run.mkdir(parents=True)
             (run / "scores.jsonl").write_text("\n".join(json.dumps({"step": 5000 * (i + 1), "kind": "eval", "mean": 0.0,
                                                                     "normalised_score": v}) for i, v in enumerate(values)))
+            # run_dir as recorded by a suite that ran elsewhere (relative, since moved): read from where done.json is
             (run / "done.json").write_text(json.dumps({"cell": {"agent": agent, "env": "hopper-medium-replay", "seed": seed,
-                                                                 "run_dir": str(run)}, "score": 0.0,
+                                                                 "run_dir": f"runs/moved/{agent}/seed{seed}"}, "score": 0.0,
                                                         "normalised": values[-1], "returncode": 0}))
     report = write_report(tmp_path).read_text()
     assert "| hopper-medium-replay | dm | 3 | 90.0 ± 10.0 | 80.0 ± 10.0 |" in report
@@ -254,3 +255,4 @@ def test_offline_report_gives_mean_and_std_over_seeds_and_the_order_beyond_one_s
     assert "| hopper-medium-replay | dm ≈ dt > bc | dt ≈ dm > bc |" in report
     assert order({"a": 3.0, "b": 1.0}, {"a": 1.0, "b": 1.9}) == "a > b"
     assert order({"a": 3.0, "b": 1.0}, {"a": 2.0, "b": 0.0}) == "a ≈ b"
+    assert order({"a": 3.0, "b": 1.0, "c": 0.0}, {"a": None, "b": 0.1, "c": 0.1}) == "a ? b > c"  # one seed: no claim
