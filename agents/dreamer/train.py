@@ -64,9 +64,20 @@ FRESH_STEPS_PER_ENV = 4096
 
 
 def evaluate(run: Run, agent: DreamerAgent, step: int, episodes: int, replay: ReplayBuffer | None = None) -> dict:
-    """Play ``episodes`` evaluation episodes and log their scores; with ``replay`` (the training replay) and
-    ``train.eval_wm_windows`` > 0, also the world model's losses on the steps just played and on the replay
-    (:func:`world_model_gap`)."""
+    """:func:`evaluation`, logged into the run (scores.jsonl, metrics.jsonl); returns the summary."""
+    results, summary, metrics = evaluation(run, agent, step, episodes, replay)
+    run.log_score(step, kind="eval", **{k: v for k, v in summary.items() if k != "normalised_reference"},
+                  returns=[r["return"] for r in results])
+    run.log_metrics(step, metrics)
+    return summary
+
+
+def evaluation(run: Run, agent: DreamerAgent, step: int, episodes: int, replay: ReplayBuffer | None = None
+               ) -> tuple[list[dict], dict, dict]:
+    """Play the evaluation of env step ``step`` (``episodes`` episodes, seeded by the run's seed and ``step``).
+    With ``replay`` (the training replay) and ``train.eval_wm_windows`` > 0, also the world model's losses on the
+    steps just played and on the replay (:func:`world_model_gap`). Returns (per-episode results, their summary,
+    metrics ``eval/*`` and ``wm_eval/*``); writes nothing."""
     cfg = run.config
     num_envs = min(episodes, cfg.env.num_envs)
     fresh = None
@@ -76,13 +87,10 @@ def evaluate(run: Run, agent: DreamerAgent, step: int, episodes: int, replay: Re
     results = play_episodes(cfg.env.id, policy, episodes, num_envs=num_envs, seed=Seeds(cfg.seed).int(f"eval-envs-{step}"),
                             options={**cfg.env.options, **cfg.env.eval_options}, replay=fresh)
     summary = summarize(cfg.env.id, results)
-    run.log_score(step, kind="eval", **{k: v for k, v in summary.items() if k != "normalised_reference"},
-                  returns=[r["return"] for r in results])
     metrics = {f"eval/{k}": v for k, v in summary.items() if isinstance(v, (int, float))}
     if fresh is not None:
         metrics.update(world_model_gap(run, agent, fresh, replay, step))
-    run.log_metrics(step, metrics)
-    return summary
+    return results, summary, metrics
 
 
 def spread_windows(replay: ReplayBuffer, count: int, length: int, within_episode: bool,
