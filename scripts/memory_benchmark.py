@@ -11,7 +11,7 @@ Example (2-core CPU, tiny models, 32x32 frames):
     python scripts/memory_benchmark.py --env memory/distracting-100 --presets s4wm,s5wm,drama,rssm \
         --steps 1000 --out-dir runs/membench/distracting-100 \
         --set env.options.image_size=32 worldmodel.batch_size=8 worldmodel.stream=8
-    python scripts/memory_benchmark.py --summarize --out-dir runs/membench/distracting-100
+    python scripts/memory_benchmark.py --summarize --out-dir runs/membench/distracting-100 --plot docs/img/memory.png
     python scripts/memory_benchmark.py --ceiling --set env.options.image_size=32   # true position -> reward
 """
 from __future__ import annotations
@@ -145,6 +145,40 @@ def summarize(out_dir: Path) -> dict:
     return {"out_dir": str(out_dir), "runs": runs, "common_step": common, "at_common_step": at_common}
 
 
+def plot(summary: dict, path: Path) -> Path:
+    """Reward accuracy against updates, one colour per run: imagination (left) and inference (right), held out
+    (solid) and on training episodes (dashed), with the held-out majority-class rate (dotted grey: what a constant
+    prediction scores) and the S4WM paper's 95% bar (dashed grey)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, mode in zip(axes, ("imagination", "inference")):
+        for i, (name, run) in enumerate(sorted(summary["runs"].items())):
+            steps = [c["step"] for c in run["curve"]]
+            colour = colours[i % len(colours)]
+            ax.plot(steps, [c.get(f"reward_acc_{mode}") for c in run["curve"]], color=colour, label=f"{name} held out")
+            ax.plot(steps, [c.get(f"train_reward_acc_{mode}") for c in run["curve"]], color=colour, ls="--",
+                    label=f"{name} training episodes")
+            if i == 0:
+                ax.plot(steps, [c.get("reward_chance") for c in run["curve"]], color="grey", ls=":",
+                        label="majority class (held out)")
+        ax.axhline(0.95, color="grey", ls="--", lw=0.8)
+        ax.set_title(f"reward accuracy in {mode}", fontsize=10)
+        ax.set_xlabel("world-model updates")
+        ax.set_ylim(0, 1.02)
+    axes[0].set_ylabel("accuracy on query steps")
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="memory/distracting-100")
@@ -157,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", default="runs/membench")
     p.add_argument("--set", nargs="*", default=[], help="extra key=value words for every run")
     p.add_argument("--summarize", action="store_true", help="only summarise the runs in --out-dir")
+    p.add_argument("--plot", type=Path, metavar="PNG", help="also draw the accuracy curves of the runs in --out-dir")
     p.add_argument("--time-updates", type=int, default=0, metavar="N",
                    help="only time N updates per preset in this process (with --variant sets) and print JSON")
     p.add_argument("--variant", action="append", default=None, metavar="WORDS",
@@ -205,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
             log.close()
             walls[preset] = {"returncode": rc, "wall_s": round(time.time() - start, 1)}
     result = summarize(out_dir)
+    if a.plot:
+        if not result["runs"]:
+            print(f"memory_benchmark.py: no evaluated run in {out_dir} to plot", file=sys.stderr)
+            return 2
+        result["plot"] = str(plot(result, a.plot))
     if not a.summarize:
         result["processes"] = walls
         result["command"] = sys.argv

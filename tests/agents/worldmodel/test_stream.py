@@ -230,3 +230,7 @@ def test_summary_puts_train_and_held_out_side_by_side(tmp_path):
     assert out["train_vs_heldout"]["majority"] == {"train": 0.6, "heldout": 0.65}
     assert out["data"] == {"stream": 8, "episodes": 64}
     assert out["curve"][0]["train_reward_acc_imagination"] == 0.8 and out["curve"][0]["reward_chance"] == 0.65
+    png = tmp_path / "img" / "curves.png"
+    assert bench.main(["--summarize", "--out-dir", str(tmp_path), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert bench.main(["--summarize", "--out-dir", str(tmp_path / "img"), "--plot", str(png)]) == 2  # nothing to plot
