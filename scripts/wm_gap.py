@@ -40,8 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         run = Run.load(a.run, Config)
         if not hasattr(run.config, "dreamer"):
             p.error(f"{a.run}: agent {run.config.agent!r} is not an online world-model agent")
-        agent, step = load_agent(run, a.checkpoint)
-        state = run.checkpointer.read(a.checkpoint)["objects"]["replay"]
+        payload = run.checkpointer.read(a.checkpoint)  # once: the latest may change while a run is writing
+        agent, step = load_agent(run, payload=payload)
+        state = payload["objects"].get("replay")
+        if state is None:
+            raise CheckpointError(f"checkpoint of {a.run} holds no replay (objects: {sorted(payload['objects'])})")
     except CheckpointError as err:
         print(f"wm_gap.py: {err}", file=sys.stderr)
         return 2

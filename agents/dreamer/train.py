@@ -241,11 +241,12 @@ def train(run: Run) -> None:
             engine.close()
 
 
-def load_agent(run: Run, checkpoint: Path | None = None) -> tuple[DreamerAgent, int]:
+def load_agent(run: Run, checkpoint: Path | None = None, payload: dict | None = None) -> tuple[DreamerAgent, int]:
     """The run's networks with the weights of ``checkpoint`` (default: the latest), for eval and imagine; the
-    optimiser state is not needed there and is not loaded. Returns (agent, step)."""
+    optimiser state is not needed there and is not loaded. ``payload``: that checkpoint already read by the caller
+    (``run.checkpointer.read``), so that it is read once. Returns (agent, step)."""
     agent, _, _ = build_agent(run)
-    payload = run.checkpointer.read(checkpoint)
+    payload = run.checkpointer.read(checkpoint) if payload is None else payload
     state = payload["objects"].get("agent")
     if state is None:
         raise CheckpointError(f"checkpoint of {run.directory} holds no 'agent' (objects: {sorted(payload['objects'])})")

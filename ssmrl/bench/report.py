@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ssmrl.bench.suite import collect
+from ssmrl.bench.suite import collect, normalised_score
 from ssmrl.metrics.aggregate import aggregate_with_ci, mean_and_stderr, performance_profile
 
 
@@ -181,8 +181,7 @@ def _late_normalised(run_dir: Path) -> float | None:
     if not path.is_file():
         return None
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    values = [r.get("normalised_score", r.get("normalized_score")) for r in rows if r.get("kind") == "eval"]
-    values = [v for v in values if v is not None]  # the second spelling: scores.jsonl before the rename
+    values = [v for v in (normalised_score(r) for r in rows if r.get("kind") == "eval") if v is not None]
     return float(np.mean(values[-LATE_EVALS:])) if values else None
 
 

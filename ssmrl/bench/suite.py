@@ -103,6 +103,11 @@ def make_cells(suite: str, agents: list[str], seeds: list[int], out: Path, envs:
             for agent in agents for env in env_ids for seed in seeds]
 
 
+def normalised_score(row: dict) -> float | None:
+    """An evaluation row's normalised score, also from scores.jsonl written before the rename ("normalized_score")."""
+    return row.get("normalised_score", row.get("normalized_score"))
+
+
 def final_score(run_dir: Path) -> dict:
     """The last evaluation row of a run's scores.jsonl (or the mean of its last 10 training episodes)."""
     path = Path(run_dir) / "scores.jsonl"
@@ -110,7 +115,7 @@ def final_score(run_dir: Path) -> dict:
     evals = [r for r in rows if r.get("kind") == "eval"]
     if evals:
         last = evals[-1]
-        norm = last.get("normalised_score", last.get("normalized_score"))  # the second: scores.jsonl before the rename
+        norm = normalised_score(last)
         return {"step": last["step"], "score": last["mean"], "source": "eval", **({"normalised": norm} if norm is not None else {})}
     train = [r["episode_return"] for r in rows if "episode_return" in r][-10:]
     if not train:
