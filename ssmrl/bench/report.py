@@ -2,9 +2,9 @@
 
 Tables: per-env mean ± standard error over seeds for every agent; for Atari100k the human-normalised mean,
 median, IQM and optimality gap with 95% stratified-bootstrap intervals, games above human, and the published
-agents beside ours (marked *published*); for STORI the drop of each type relative to type 3.1; for offline
-datasets the normalised average, and per dataset mean ± std over seeds (final and late scores) with the agents'
-order where it holds beyond one standard deviation. Plots: learning curves (mean and 95% band over seeds), per-game HNS bars, performance profiles.
+agents beside ours (marked *published*); for STORI each type against the deterministic game (type 3.1 or the
+plain Atari100k game); for offline datasets the normalised average, and per dataset mean ± std over seeds (final
+and late scores) with the agents' order where it holds beyond one standard deviation. Plots: learning curves (mean and 95% band over seeds), per-game HNS bars, performance profiles.
 """
 from __future__ import annotations
 
@@ -152,23 +152,43 @@ def atari_section(scores: dict[str, dict[str, list[float]]], out: Path, changed:
 
 
 def stori_section(scores: dict[str, dict[str, list[float]]]) -> list[str]:
-    lines = []
+    """Each STORI type's score beside its deterministic baseline, per agent and game.
+
+    The baseline is the agent's ``stori/<Game>/3.1`` cells, or else its ``atari100k/<Game>`` cells (type 3.1 is the
+    plain Atari100k game: ``tests/envs/test_stori.py::test_type31_equals_plain_atari``). ``drop`` = 1 - score /
+    baseline, only where the baseline is positive; where the suite has ``random`` cells of the baseline's env,
+    ``gain kept`` = (score - random) / (baseline - random), which stays meaningful for games whose scores can be
+    negative (Boxing)."""
+    def env_scores(per_env: dict[str, list[float]], game: str) -> tuple[str, list[float]] | None:
+        for env in (f"stori/{game}/3.1", f"atari100k/{game}"):
+            if per_env.get(env):
+                return env, per_env[env]
+        return None
+
+    rows = []
     for agent, per_env in sorted(scores.items()):
-        by_game: dict[str, dict[str, float]] = defaultdict(dict)
-        for env, vals in per_env.items():
+        for env in sorted(per_env):
             parts = env.split("/")
-            if parts[0] == "stori" and len(parts) == 3:
-                by_game[parts[1]][parts[2]] = float(np.mean(vals))
-        rows = []
-        for game, types in sorted(by_game.items()):
-            base = types.get("3.1")
-            for t, v in sorted(types.items()):
-                if t != "3.1" and base:
-                    rows.append(f"| {agent} | {game} | {t} | {base:.1f} | {v:.1f} | {100 * (1 - v / base):.0f}% |")
-        if rows:
-            lines += [f"## STORI drops relative to type 3.1 ({agent})", "", "| agent | game | type | 3.1 score | score | drop |",
-                      "|---|---|---|---|---|---|", *rows, ""]
-    return lines
+            if parts[0] != "stori" or len(parts) != 3 or parts[2] == "3.1":
+                continue
+            base = env_scores(per_env, parts[1])
+            if base is None:
+                continue
+            value, reference = float(np.mean(per_env[env])), float(np.mean(base[1]))
+            drop = f"{100 * (1 - value / reference):.0f}%" if reference > 0 else "n/a"
+            random = scores.get("random", {}).get(base[0])
+            kept = "n/a"
+            if random and agent != "random" and reference != float(np.mean(random)):
+                kept = f"{(value - np.mean(random)) / (reference - np.mean(random)):.2f}"
+            rows.append(f"| {agent} | {parts[1]} | {parts[2]} | {len(per_env[env])} | {value:.1f} | `{base[0]}` "
+                        f"| {len(base[1])} | {reference:.1f} | {drop} | {kept} |")
+    if not rows:
+        return []
+    return ["## STORI: each type against the deterministic game (means over seeds)", "",
+            "| agent | game | type | seeds | score | baseline | seeds | baseline score | drop | gain kept |",
+            "|---|---|---|---|---|---|---|---|---|---|", *rows, "",
+            "drop = 1 - score / baseline (baseline > 0 only); gain kept = (score - random) / (baseline - random), "
+            "with the random policy's cells on the baseline env.", ""]
 
 
 # evaluations averaged into an offline cell's "late" score: single evaluations swing by tens of points

@@ -256,3 +256,25 @@ def test_offline_report_gives_mean_and_std_over_seeds_and_the_order_beyond_one_s
     assert order({"a": 3.0, "b": 1.0}, {"a": 1.0, "b": 1.9}) == "a > b"
     assert order({"a": 3.0, "b": 1.0}, {"a": 2.0, "b": 0.0}) == "a ≈ b"
     assert order({"a": 3.0, "b": 1.0, "c": 0.0}, {"a": None, "b": 0.1, "c": 0.1}) == "a ? b > c"  # one seed: no claim
+
+
+def test_stori_report_sets_each_type_against_type_31_or_the_plain_atari_game(tmp_path):
+    """Baseline: the agent's stori/<Game>/3.1 cells, else its atari100k/<Game> cells; drop only for a positive
+    baseline; gain kept against the random policy's cells on the baseline env."""
+    scores = {("drama", "atari100k/Boxing"): [10.0, 14.0], ("drama", "stori/Boxing/1"): [5.0, 7.0],
+              ("drama", "stori/Boxing/3.2C"): [12.0], ("random", "atari100k/Boxing"): [0.0, 2.0],
+              ("drama", "atari100k/Breakout"): [99.0], ("drama", "stori/Breakout/3.1"): [-4.0],
+              ("drama", "stori/Breakout/1"): [-2.0]}
+    for (agent, env), values in scores.items():
+        for seed, score in enumerate(values):
+            run = tmp_path / agent / env.replace("/", "__") / f"seed{seed}"
+            run.mkdir(parents=True)
+            (run / "done.json").write_text(json.dumps({"cell": {"agent": agent, "env": env, "seed": seed, "run_dir": str(run)},
+                                                        "score": score, "returncode": 0}))
+    report = write_report(tmp_path).read_text()
+    # base 12, random 1: drop 1 - 6/12, gain kept (6 - 1) / (12 - 1)
+    assert "| drama | Boxing | 1 | 2 | 6.0 | `atari100k/Boxing` | 2 | 12.0 | 50% | 0.45 |" in report
+    assert "| drama | Boxing | 3.2C | 1 | 12.0 | `atari100k/Boxing` | 2 | 12.0 | 0% | 1.00 |" in report
+    # type 3.1 wins over the plain game; a negative baseline gives no drop, and no random cells no gain kept
+    assert "| drama | Breakout | 1 | 1 | -2.0 | `stori/Breakout/3.1` | 1 | -4.0 | n/a | n/a |" in report
+    assert "| drama | Breakout | 3.1 |" not in report
