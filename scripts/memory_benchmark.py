@@ -13,6 +13,7 @@ Example (2-core CPU, tiny models, 32x32 frames):
         --set env.options.image_size=32 worldmodel.batch_size=8 worldmodel.stream=8
     python scripts/memory_benchmark.py --summarize --out-dir runs/membench/distracting-100 --plot docs/img/memory.png
     python scripts/memory_benchmark.py --ceiling --set env.options.image_size=32   # true position -> reward
+    python scripts/memory_benchmark.py --probe runs/membench/distracting-100/s4wm   # is the position in the features?
 """
 from __future__ import annotations
 
@@ -108,6 +109,58 @@ def ceiling(words: list[str], keys: list[str] | None = None) -> dict:
             "classes": data.classes.tolist(), **result, "wall_s": round(time.perf_counter() - t0, 1)}
 
 
+def probe_run(run_dir: Path, checkpoint: Path | None = None, windows: int = 64) -> dict:
+    """A linear probe of a benchmark run's features for the true position (:mod:`agents.worldmodel.probe`): fitted
+    on ``windows`` training episodes (the run's first training pool), scored on those and on its held-out set, at
+    the run's latest checkpoint or ``checkpoint``. Reads the run; writes nothing."""
+    import torch
+
+    from agents.worldmodel import data as D
+    from agents.worldmodel import probe as P
+    from agents.worldmodel.train import build_dataset, build_model, section
+    from ssmrl.cli.config import Config
+    from ssmrl.runs.checkpoint import CheckpointError
+    from ssmrl.runs.run import Run
+    from ssmrl.runs.seeding import Seeds
+
+    run = Run.load(run_dir, Config)
+    cfg = run.config
+    if cfg.agent != "worldmodel":
+        raise ValueError(f"{run_dir}: agent {cfg.agent!r} is not a world-model benchmark run (agent=worldmodel)")
+    wcfg = section(cfg)
+    t0 = time.perf_counter()
+    payload = run.checkpointer.read(checkpoint)
+    data = build_dataset(cfg, truth=True)
+    wm = build_model(cfg, data.spec)
+    try:
+        wm.load_state_dict(payload["objects"]["wm"])
+    except (KeyError, RuntimeError) as err:
+        raise CheckpointError(f"checkpoint of {run_dir} does not hold this run's world model: {err}") from err
+    length = data.context + data.query
+    sets = {"train": D.episode_windows(data.train, length, limit=windows), "heldout": data.eval_windows}
+    result = P.probe(wm, data.train, sets, data.context, data.query, data.classes, batch_size=wcfg.eval_batch,
+                     sample=wcfg.eval_sample, generator=Seeds(cfg.seed).torch("probe", torch.device("cpu")))
+    return {"benchmark": "memory_probe", "run": str(run_dir), "checkpoint": str(checkpoint or "latest"),
+            "step": int(payload["step"]), "preset": cfg.wm.preset, "env": cfg.env.id, "context": data.context,
+            "query": data.query, **result, "wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def _probe_cli(run_dir: Path, checkpoint: Path | None, windows: int) -> int:
+    """``--probe``: the JSON of :func:`probe_run`, or one line naming bad input and status 2."""
+    from ssmrl.runs.checkpoint import CheckpointError
+
+    try:
+        if not (run_dir / "config.yaml").is_file():
+            raise ValueError(f"{run_dir} is not a run directory (no config.yaml)")
+        if windows < 2:
+            raise ValueError(f"--probe-windows must be >= 2, got {windows}")
+        emit(probe_run(run_dir, checkpoint, windows), indent=1)
+    except (CheckpointError, ValueError) as err:
+        print(f"memory_benchmark.py: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 # held-out metric (plain name in scores.jsonl) -> name in the side-by-side table; the training set's is "train_" + key
 SIDE_BY_SIDE = {"reward_acc_inference": "reward_acc_inference", "reward_acc_imagination": "reward_acc_imagination",
                 "reward_chance": "majority", "recon_mse": "recon_mse", "gen_mse": "gen_mse"}
@@ -199,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ceiling", action="store_true",
                    help="only fit and score the true-state reward model (the metric's ceiling) and print JSON")
     p.add_argument("--ceiling-keys", default="", help="truth keys for --ceiling (comma-separated; default per env)")
+    p.add_argument("--probe", type=Path, metavar="RUN",
+                   help="only probe RUN's features for the true position (a linear probe) and print JSON")
+    p.add_argument("--checkpoint", type=Path, help="with --probe: a checkpoint file of RUN (default: its latest)")
+    p.add_argument("--probe-windows", type=int, default=64, help="with --probe: training windows to fit on")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one training in this process
     a = p.parse_args(argv)
     if a.time_updates:
@@ -217,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         words = _words(a.env, a.presets.split(",")[0], a.steps, a.seed, a.size, a.set, a.eval_every)
         emit(ceiling(words, [k for k in a.ceiling_keys.split(",") if k]), indent=1)
         return 0
+    if a.probe:
+        return _probe_cli(a.probe, a.checkpoint, a.probe_windows)
     if a.worker:
         import torch
 

@@ -95,6 +95,29 @@ def query_records(windows: dict[str, np.ndarray], context: int, query: int) -> d
     return {k: np.asarray(v)[:, context:context + query].reshape(-1, *np.shape(v)[2:]) for k, v in windows.items()}
 
 
+class TruthReward:
+    """The reward class as a function of truth keys: ``fit(train)`` on training records (``{key: (N, ...)}`` with
+    ``reward``, ``is_first`` and the truth keys; first records, whose reward is 0 by convention, are left out),
+    ``predict(records)`` -> class indices (N,) into ``classes``."""
+
+    def __init__(self, keys: tuple[str, ...] | list[str], classes: np.ndarray):
+        self.features = TruthFeatures(keys)
+        self.classes = np.asarray(classes, np.float64)
+        self.fit_records = 0
+
+    def fit(self, train: dict[str, np.ndarray]) -> "TruthReward":
+        keep = ~np.asarray(train["is_first"], bool)
+        fit_set = {k: np.asarray(v)[keep] for k, v in train.items()}
+        self.features.fit(fit_set)
+        self.w, self.b = fit_softmax(self.features.transform(fit_set), M.nearest_class(fit_set["reward"], self.classes),
+                                     len(self.classes))
+        self.fit_records = int(keep.sum())
+        return self
+
+    def predict(self, records: dict[str, np.ndarray]) -> np.ndarray:
+        return predict(self.w, self.b, self.features.transform(records))
+
+
 def ceiling(train: dict[str, np.ndarray], sets: dict[str, dict[str, np.ndarray]], classes: np.ndarray,
             keys: tuple[str, ...] | list[str]) -> dict[str, Any]:
     """Fit on the training records ``train`` (``{key: (N, ...)}`` with ``reward``, ``is_first`` and the truth keys;
@@ -104,15 +127,11 @@ def ceiling(train: dict[str, np.ndarray], sets: dict[str, dict[str, np.ndarray]]
     Returns ``keys``, ``fit_records`` (records fitted on) and per set ``<name>_acc`` (the ceiling),
     ``<name>_majority`` (always the most frequent class) and ``<name>_records``.
     """
-    classes = np.asarray(classes, np.float64)
-    keep = ~np.asarray(train["is_first"], bool)
-    fit_set = {k: np.asarray(v)[keep] for k, v in train.items()}
-    features = TruthFeatures(keys).fit(fit_set)
-    w, b = fit_softmax(features.transform(fit_set), M.nearest_class(fit_set["reward"], classes), len(classes))
-    out: dict[str, Any] = {"keys": list(features.keys), "fit_records": int(keep.sum())}
+    model = TruthReward(keys, classes).fit(train)
+    out: dict[str, Any] = {"keys": list(model.features.keys), "fit_records": model.fit_records}
     for name, records in sets.items():
-        pred = predict(w, b, features.transform(records))
-        true = M.nearest_class(records["reward"], classes)
+        pred = model.predict(records)
+        true = M.nearest_class(records["reward"], model.classes)
         out[f"{name}_acc"] = float((pred == true).mean())
         out[f"{name}_majority"] = M.majority_accuracy(records["reward"], classes)
         out[f"{name}_records"] = int(len(true))

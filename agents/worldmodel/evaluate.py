@@ -33,12 +33,14 @@ def _actions(wm: WorldModel, action: np.ndarray, device) -> torch.Tensor:
 
 @torch.no_grad()
 def score_batch(wm: WorldModel, batch: dict[str, np.ndarray], context: int, query: int, *,
-                sample: bool = False, generator: torch.Generator | None = None) -> dict[str, np.ndarray]:
+                sample: bool = False, generator: torch.Generator | None = None,
+                features: bool = False) -> dict[str, np.ndarray]:
     """Raw predictions for a batch of windows ``{key: (B, C+Q, ...)}``.
 
     Returns numpy arrays: ``recon`` (B, C+Q, H, W, C) uint8 (posterior decodes), ``gen`` (B, Q, H, W, C) uint8
     (imagined decodes), ``reward_inference`` (B, Q) and ``reward_imagination`` (B, Q) predicted rewards of the
-    query records, and ``reward_true`` (B, Q).
+    query records, and ``reward_true`` (B, Q); with ``features`` also the features the heads read at the query
+    records, ``features_inference`` and ``features_imagination`` (B, Q, F) float32.
     """
     total = context + query
     length = batch["reward"].shape[1]
@@ -49,6 +51,8 @@ def score_batch(wm: WorldModel, batch: dict[str, np.ndarray], context: int, quer
     action = _actions(wm, batch["action"][:, :total], device)
     _, feat, _ = wm.observe(_obs(batch, slice(0, total), device), action, first, sample=sample, generator=generator)
     out: dict[str, np.ndarray] = {"reward_inference": wm.reward(feat[:, context:]).float().cpu().numpy()}
+    if features:
+        out["features_inference"] = feat[:, context:].float().cpu().numpy()
     dec = wm.decode(feat)
     if "image" in dec:
         out["recon"] = dec["image"].cpu().numpy()
@@ -60,6 +64,8 @@ def score_batch(wm: WorldModel, batch: dict[str, np.ndarray], context: int, quer
                          generator=generator)
     imagined = rollout["features"][:, 1:]
     out["reward_imagination"] = wm.reward(imagined).float().cpu().numpy()
+    if features:
+        out["features_imagination"] = imagined.float().cpu().numpy()
     gen = wm.decode(imagined)
     if "image" in gen:
         out["gen"] = gen["image"].cpu().numpy()

@@ -17,6 +17,7 @@ from ssmrl.runs.config import from_dict, resolve_args
 from ssmrl.cli.config import Config
 
 from tests import ROOT
+from tests.agents.worldmodel import StandInModel
 
 _spec = importlib.util.spec_from_file_location(
     "memory_benchmark", ROOT / "scripts" / "memory_benchmark.py")
@@ -110,7 +111,7 @@ def test_stream_config_is_checked():
 
 
 # --------------------------------------------------------------------------------- train vs held-out metrics
-class MemorisingModel:
+class MemorisingModel(StandInModel):
     """A stand-in world model that memorised the reward sequences of some episodes (keyed by their first frame)
     and predicts 0 for any other episode, in inference and in imagination alike."""
 
@@ -118,14 +119,6 @@ class MemorisingModel:
         self.keys = {w[0].tobytes(): i for i, w in enumerate(windows["image"])}
         assert len(self.keys) == len(windows["image"])
         self.rewards = torch.as_tensor(np.asarray(windows["reward"], np.float32))
-        self.device, self.training = torch.device("cpu"), False
-        self.cfg = type("Cfg", (), {"discrete_actions": True})()
-
-    def eval(self):
-        return self
-
-    def train(self, mode=True):
-        return self
 
     def observe(self, obs, action, first, sample=False, generator=None):
         b, t = action.shape[:2]
@@ -142,9 +135,6 @@ class MemorisingModel:
         ids, t = feat[..., 0].long(), feat[..., 1].long()
         known = self.rewards[ids.clamp(min=0), t.clamp(max=self.rewards.shape[1] - 1)]
         return torch.where(ids >= 0, known, torch.zeros_like(known))
-
-    def decode(self, feat):
-        return {}
 
 
 @pytest.mark.parametrize("stream", [0, 2])

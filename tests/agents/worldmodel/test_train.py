@@ -149,6 +149,12 @@ def test_imagined_query_aligns_with_observed_records(records):
         # the reported query rewards are those of records C .. C+Q-1, inference heads on their posterior features
         np.testing.assert_array_equal(out["reward_true"], win["reward"][:, context:])
         np.testing.assert_allclose(out["reward_inference"], wm.reward(feat[:, context:]).numpy(), atol=1e-6)
+        # the features the heads read (for agents/worldmodel/probe.py): the same records in both modes
+        both = score_batch(wm, win, context, query, features=True)
+        np.testing.assert_allclose(both["features_inference"], feat[:, context:].numpy(), atol=1e-6)
+        assert both["features_imagination"].shape == both["features_inference"].shape
+        np.testing.assert_allclose(wm.reward(torch.as_tensor(both["features_imagination"])).numpy(),
+                                   out["reward_imagination"], atol=1e-6)
     assert out["gen"].shape == (3, query, 16, 16, 3) and out["recon"].shape == (3, 10, 16, 16, 3)
     res = evaluate(wm, win, context, query, np.array([0.0, 1.0]), batch_size=2)
     # the aggregate equals the metric functions applied to the raw predictions
