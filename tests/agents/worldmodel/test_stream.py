@@ -224,3 +224,16 @@ def test_summary_puts_train_and_held_out_side_by_side(tmp_path):
     assert bench.main(["--summarize", "--out-dir", str(tmp_path), "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     assert bench.main(["--summarize", "--out-dir", str(tmp_path / "img"), "--plot", str(png)]) == 2  # nothing to plot
+
+
+def test_benchmark_runs_get_the_bench_model_with_set_replacing_single_keys():
+    """Every run gets BENCH_WM (small model, reward weight); a --set word replaces that one key, the rest stays."""
+    def overrides(sets):
+        words = bench._words("memory/distracting-100", "s4wm", 10, 0, "small", sets, 5)
+        return from_dict(Config, resolve_args(words)[0]).wm.overrides
+
+    default = overrides([])
+    assert default["loss"]["reward"] == bench.BENCH_WM["loss.reward"] and default["d_model"] == bench.BENCH_WM["d_model"]
+    changed = overrides(["wm.overrides.loss.reward=1", "worldmodel.batch_size=8"])
+    assert changed["loss"]["reward"] == 1
+    assert {k: v for k, v in changed.items() if k != "loss"} == {k: v for k, v in default.items() if k != "loss"}
