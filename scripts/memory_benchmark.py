@@ -117,6 +117,7 @@ def probe_run(run_dir: Path, checkpoint: Path | None = None, windows: int = 64) 
     the run's latest checkpoint or ``checkpoint``. Reads the run; writes nothing."""
     import torch
 
+    from agents.worldmodel import ceiling as C
     from agents.worldmodel import data as D
     from agents.worldmodel import probe as P
     from agents.worldmodel.train import build_dataset, build_model, section
@@ -129,6 +130,9 @@ def probe_run(run_dir: Path, checkpoint: Path | None = None, windows: int = 64) 
     cfg = run.config
     if cfg.agent != "worldmodel":
         raise ValueError(f"{run_dir}: agent {cfg.agent!r} is not a world-model benchmark run (agent=worldmodel)")
+    keys = C.default_keys(cfg.env.id)  # ValueError for envs without a default truth key
+    if len(keys) != 1:
+        raise ValueError(f"the probe regresses one truth key; {cfg.env.id} has {list(keys)}")
     wcfg = section(cfg)
     t0 = time.perf_counter()
     payload = run.checkpointer.read(checkpoint)
@@ -140,7 +144,7 @@ def probe_run(run_dir: Path, checkpoint: Path | None = None, windows: int = 64) 
         raise CheckpointError(f"checkpoint of {run_dir} does not hold this run's world model: {err}") from err
     length = data.context + data.query
     sets = {"train": D.episode_windows(data.train, length, limit=windows), "heldout": data.eval_windows}
-    result = P.probe(wm, data.train, sets, data.context, data.query, data.classes, batch_size=wcfg.eval_batch,
+    result = P.probe(wm, data.train, sets, data.context, data.query, data.classes, key=keys[0], batch_size=wcfg.eval_batch,
                      sample=wcfg.eval_sample, generator=Seeds(cfg.seed).torch("probe", torch.device("cpu")))
     return {"benchmark": "memory_probe", "run": str(run_dir), "checkpoint": str(checkpoint or "latest"),
             "step": int(payload["step"]), "preset": cfg.wm.preset, "env": cfg.env.id, "context": data.context,

@@ -4,7 +4,8 @@ Tables: per-env mean ± standard error over seeds for every agent; for Atari100k
 median, IQM and optimality gap with 95% stratified-bootstrap intervals, games above human, and the published
 agents beside ours (marked *published*); for STORI each type against the deterministic game (type 3.1 or the
 plain Atari100k game); for offline datasets the normalised average, and per dataset mean ± std over seeds (final
-and late scores) with the agents' order where it holds beyond one standard deviation. Plots: learning curves (mean and 95% band over seeds), per-game HNS bars, performance profiles.
+and late scores) with the agents' order where it holds beyond one standard deviation. Plots: learning curves (mean
+and 95% band over seeds), per-game HNS bars, performance profiles.
 """
 from __future__ import annotations
 

@@ -123,3 +123,11 @@ def test_probe_of_a_trained_run_scores_what_its_evaluation_logged(tmp_path, caps
     assert "not a run directory" in err and len(err.strip().splitlines()) == 1
     assert bench.main(["--probe", str(run), "--probe-windows", "1"]) == 2
     assert capsys.readouterr().err.strip().endswith("--probe-windows must be >= 2, got 1")
+    # an env without a default truth key to probe: one line, status 2
+    doors = tmp_path / "doors"
+    assert cli.main(["train", *[w for w in words if not w.startswith(("env=", "env.options.view"))], "env=memory/doors-keys-3",
+                     "--run-dir", str(doors)]) == 0
+    capsys.readouterr()
+    assert bench.main(["--probe", str(doors)]) == 2
+    err = capsys.readouterr().err
+    assert "no default truth keys for 'memory/doors-keys-3'" in err and len(err.strip().splitlines()) == 1
