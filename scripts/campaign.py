@@ -54,7 +54,8 @@ def status(run_dir: Path) -> dict:
     config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
     latest = run_dir / "checkpoints" / "latest.json"
-    step = json.loads(latest.read_text())["step"] if latest.is_file() else 0
+    record = json.loads(latest.read_text()) if latest.is_file() else {}
+    step = record.get("step", 0)
     total = (config.get("train") or {}).get("steps")
     evaluation = _last(run_dir / "scores.jsonl", lambda r: r.get("kind") in ("eval", "memory"))
     metrics = _last(run_dir / "metrics.jsonl", lambda r: True) or {}
@@ -63,6 +64,7 @@ def status(run_dir: Path) -> dict:
         "run": str(run_dir), "agent": config.get("agent"),
         "env": (config.get("env") or {}).get("id") or (Path(config["dataset"]).name if config.get("dataset") else None),
         "seed": config.get("seed"), "checkpoint_step": step, "steps": total,
+        "wall_s": record.get("wall_s"),  # wall-clock up to the latest checkpoint, over every attempt
         "progress": (step / total) if total else None, "finished": bool(total) and step >= total,
         "running": _running(run_dir), "commit": (info.get("git") or {}).get("commit"),
         "last_eval": evaluation, "last_metrics_step": metrics.get("step"),
@@ -89,14 +91,15 @@ def main(argv: list[str] | None = None) -> int:
             if not r["finished"] and not r["running"] and r["resume"]:
                 print(r["resume"])
     else:
-        print(f"{'run':<48} {'agent':<10} {'env':<26} {'progress':>16} {'state':<9} last eval")
+        print(f"{'run':<48} {'agent':<10} {'env':<26} {'progress':>16} {'state':<9} {'wall h':>6} last eval")
         for r in runs:
             progress = f"{r['checkpoint_step']}/{r['steps']}"
             state = "running" if r["running"] else ("done" if r["finished"] else "stopped")
             ev = r["last_eval"]
             last = "" if not ev else f"{ev.get('mean', ev.get('reward_acc_imagination', '')):.4g} @ {ev['step']}"
             name = str(Path(r["run"]).relative_to(root))  # suite cells: suite/agent/env/seed<k>
-            print(f"{name:<48} {r['agent'] or '':<10} {r['env'] or '':<26} {progress:>16} {state:<9} {last}")
+            wall = "" if r["wall_s"] is None else f"{r['wall_s'] / 3600:.2f}"
+            print(f"{name:<48} {r['agent'] or '':<10} {r['env'] or '':<26} {progress:>16} {state:<9} {wall:>6} {last}")
     return 0
 
 

@@ -281,12 +281,20 @@ def write_report(suite_dir: Path) -> Path:
     if not cells:
         raise FileNotFoundError(f"{suite_dir} holds no finished cells (*/*/seed*/done.json)")
     scores = _scores(cells)
+    walls: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for c in cells:
+        if c.get("wall_s") is not None:
+            walls[c["cell"]["agent"], c["cell"]["env"]].append(float(c["wall_s"]))
     lines = [f"# Benchmark report: {suite_dir.name}", "", f"{len(cells)} finished cells.", "",
-             "## Per environment (mean ± standard error over seeds)", "", "| agent | env | seeds | score |", "|---|---|---|---|"]
+             "## Per environment (mean ± standard error over seeds)", "",
+             "Training wall-clock per cell (mean over seeds, every attempt, without the final evaluation), as the "
+             "runs recorded it in their checkpoints; \"–\" for cells that finished before it was recorded.", "",
+             "| agent | env | seeds | score | training wall-clock (h) |", "|---|---|---|---|---|"]
     for agent, per_env in sorted(scores.items()):
         for env, vals in sorted(per_env.items()):
             m, se = mean_and_stderr(vals)
-            lines.append(f"| {agent} | {env} | {len(vals)} | {m:.2f} ± {se:.2f} |")
+            wall = f"{np.mean(walls[agent, env]) / 3600:.2f}" if walls.get((agent, env)) else "–"
+            lines.append(f"| {agent} | {env} | {len(vals)} | {m:.2f} ± {se:.2f} | {wall} |")
     lines.append("")
     normalised = [c for c in cells if "normalised" in c]
     if normalised:

@@ -3,7 +3,8 @@
 Layout of a suite folder::
 
     <out>/<agent>/<env id with / as __>/seed<k>/     an ordinary run directory (resumable)
-    <out>/<agent>/<env>/seed<k>/done.json            written when the cell finished: its final score
+    <out>/<agent>/<env>/seed<k>/done.json            written when the cell finished: its final score and the
+                                                     training's wall-clock over every attempt (wall_s)
     <out>/<agent>/<env>/seed<k>.log                  the cell's console output (appended on every attempt)
     <out>/suite.json                                 the suite's settings and every cell's status
 
@@ -153,6 +154,10 @@ def run_cell(cell: Cell, log: bool = True) -> dict:
         proc = subprocess.run(cell.argv(), stdout=logfile, stderr=subprocess.STDOUT, env={**os.environ})
     result = {"cell": asdict(cell), "returncode": proc.returncode, "seconds": time.time() - start}
     if proc.returncode == 0:
+        from ssmrl.runs.checkpoint import Checkpointer
+
+        # the training's wall-clock over every attempt ("seconds" is this attempt's, with the final eval)
+        result["wall_s"] = Checkpointer(Path(cell.run_dir) / "checkpoints").latest_wall_s()
         try:
             periodic = final_score(Path(cell.run_dir))
         except RuntimeError:  # finished without any score (e.g. no periodic eval, no finished episode)

@@ -2,8 +2,12 @@
 
 Layout of ``checkpoints/``::
 
-    ckpt-000001000.pt     torch.save of {"step", "objects": {name: state_dict}, "rng": {...}}
-    latest.json           {"file": "ckpt-000001000.pt", "step": 1000, "sha256": "..."}
+    ckpt-000001000.pt     torch.save of {"step", "objects": {name: state_dict}, "rng": {...}, "wall_s"}
+    latest.json           {"file": "ckpt-000001000.pt", "step": 1000, "sha256": "...", "wall_s": 61.2}
+
+``wall_s``: the run's wall-clock seconds up to that checkpoint, summed over every process that worked on it (each
+resume adds its own time on top of the checkpoint it loaded; time after a process's last checkpoint is lost with
+its work, so it does not count). Checkpoints written before it existed count as 0.
 
 Every file is written to a temporary name, flushed to disk and renamed over its final name, so a crash mid-write
 leaves the previous checkpoint and ``latest.json`` untouched. The sha256 in ``latest.json`` catches a checkpoint
@@ -20,6 +24,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -75,6 +80,12 @@ class Checkpointer:
         self.directory = Path(directory)
         self.keep = keep
         self.objects: dict[str, Any] = {}
+        # wall-clock of earlier processes (from the checkpoint loaded) and the start of this process's share
+        self._wall_before, self._clock = 0.0, time.monotonic()
+
+    def wall_s(self) -> float:
+        """The run's wall-clock seconds so far: earlier processes' (up to the checkpoint loaded) plus this one's."""
+        return self._wall_before + time.monotonic() - self._clock
 
     def register(self, **objects: Any) -> None:
         for name, obj in objects.items():
@@ -88,10 +99,11 @@ class Checkpointer:
             "step": int(step),
             "objects": {name: (dict(obj) if isinstance(obj, dict) else obj.state_dict()) for name, obj in self.objects.items()},
             "rng": rng_state(),
+            "wall_s": round(self.wall_s(), 3),
         }
         path = self.directory / f"ckpt-{int(step):09d}.pt"
         atomic_write(path, lambda f: torch.save(payload, f))
-        record = {"file": path.name, "step": int(step), "sha256": sha256(path)}
+        record = {"file": path.name, "step": int(step), "sha256": sha256(path), "wall_s": payload["wall_s"]}
         atomic_write(self.directory / LATEST, lambda f: f.write(json.dumps(record, indent=1)), mode="w")
         self._prune()
         return path
@@ -120,6 +132,14 @@ class Checkpointer:
             return None
         return None if record is None else record["step"]
 
+    def latest_wall_s(self) -> float | None:
+        """The run's wall-clock seconds at its latest checkpoint (``latest.json``; None without one)."""
+        try:
+            record = self._latest_record()
+        except CheckpointError:
+            return None
+        return None if record is None else record["wall_s"]
+
     def recover(self, path: str | Path | None = None) -> Path:
         """Point ``latest.json`` at ``path`` (verified by reading it back) or, without a path, at the newest
         checkpoint that reads back; later checkpoint files are renamed ``*.pt.rejected``. Returns the file."""
@@ -145,7 +165,8 @@ class Checkpointer:
         for later in self.all():
             if later.name > chosen.name:
                 later.rename(later.with_name(later.name + ".rejected"))
-        record = {"file": chosen.name, "step": int(payload["step"]), "sha256": sha256(chosen)}
+        record = {"file": chosen.name, "step": int(payload["step"]), "sha256": sha256(chosen),
+                  "wall_s": float(payload.get("wall_s", 0.0))}
         atomic_write(self.directory / LATEST, lambda f: f.write(json.dumps(record, indent=1)), mode="w")
         print(f"checkpoints: {LATEST} now points at {chosen.name} (step {record['step']})", file=sys.stderr, flush=True)
         return self.directory / chosen.name
@@ -156,7 +177,8 @@ class Checkpointer:
             return None
         try:
             record = json.loads(index.read_text())
-            return {"file": str(record["file"]), "step": int(record["step"]), "sha256": str(record["sha256"])}
+            return {"file": str(record["file"]), "step": int(record["step"]), "sha256": str(record["sha256"]),
+                    "wall_s": float(record.get("wall_s", 0.0))}
         except (ValueError, KeyError, TypeError) as err:
             raise CheckpointError(f"{index}: corrupt checkpoint index ({err}); checkpoints present: {self._names()}") from err
 
@@ -206,4 +228,5 @@ class Checkpointer:
             except (RuntimeError, KeyError, ValueError) as err:
                 raise CheckpointError(f"checkpoint object {name!r} does not fit this run: {err}") from err
         set_rng_state(payload["rng"])
+        self._wall_before, self._clock = float(payload.get("wall_s", 0.0)), time.monotonic()
         return int(payload["step"])

@@ -33,6 +33,8 @@ def test_local_suite_runs_resumes_and_reports(tmp_path):
     assert len(collect(out)) == 4
     # "Interrupt" one cell: it has a checkpoint but no done marker; the others must not run again.
     victim = cells[0]
+    first_wall = json.loads(victim.done_file.read_text())["wall_s"]
+    assert 0 < first_wall < 600
     victim.done_file.unlink()
     stamps = {c.run_dir: c.done_file.stat().st_mtime_ns for c in cells[1:]}
     time.sleep(0.01)
@@ -41,8 +43,12 @@ def test_local_suite_runs_resumes_and_reports(tmp_path):
     assert {c.run_dir: c.done_file.stat().st_mtime_ns for c in cells[1:]} == stamps
     log = victim.log_file.read_text()
     assert "resuming" in log
+    # the finished run resumes from its last checkpoint: its training wall-clock is the one recorded there
+    assert json.loads(victim.done_file.read_text())["wall_s"] == pytest.approx(first_wall, abs=0.05)
     report = write_report(out).read_text()
     assert "| random | memory/four-rooms | 2 |" in report and "learning_curves.png" in report
+    row = next(line for line in report.splitlines() if line.startswith("| random | memory/four-rooms |"))
+    assert float(row.split("|")[5]) == pytest.approx(0.0, abs=0.2)  # hours
     assert (out / "learning_curves.png").stat().st_size > 1000
 
 
@@ -150,6 +156,7 @@ def test_campaign_status_lists_runs_with_progress_and_resume_commands(tmp_path, 
     assert campaign.main([str(root), "--json"]) == 0
     runs = {Path(r["run"]).name: r for r in json.loads(capsys.readouterr().out)["runs"]}
     assert runs["done"]["finished"] and runs["done"]["checkpoint_step"] == 30
+    assert 0 < runs["done"]["wall_s"] < 600
     assert not runs["partial"]["finished"] and runs["partial"]["progress"] == pytest.approx(1 / 3)
     assert not runs["partial"]["running"]
     assert campaign.main([str(root), "--resume-commands"]) == 0

@@ -140,3 +140,35 @@ def test_component_seeds_are_stable_and_distinct():
     a = Seeds(4).numpy("x").random(3)
     assert np.array_equal(a, Seeds(4).numpy("x").random(3))
     assert not np.array_equal(a, Seeds(5).numpy("x").random(3))
+
+
+def test_wall_clock_adds_up_over_resumes_and_loses_what_no_checkpoint_kept(tmp_path, monkeypatch):
+    """wall_s = earlier processes' seconds up to the checkpoint loaded + this process's seconds since it started."""
+    import ssmrl.runs.checkpoint as module
+
+    now = [100.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
+    first = Checkpointer(tmp_path)
+    first.register(c={"v": 0})
+    now[0] += 30
+    first.save(1)
+    now[0] += 50  # worked on after its last checkpoint, then killed: lost with the work
+    second = Checkpointer(tmp_path)
+    second.register(c={"v": 0})
+    assert second.latest_wall_s() == 30.0 and second.load() == 1
+    now[0] += 12
+    second.save(2)
+    assert second.latest_wall_s() == 42.0 and second.read()["wall_s"] == 42.0
+    assert json.loads((tmp_path / "latest.json").read_text())["wall_s"] == 42.0
+    assert Checkpointer(tmp_path / "empty").latest_wall_s() is None
+    # a checkpoint written before wall_s existed counts as 0
+    payload = second.read()
+    del payload["wall_s"]
+    payload["step"] = 3
+    torch.save(payload, tmp_path / "ckpt-000000003.pt")
+    third = Checkpointer(tmp_path)
+    third.register(c={"v": 0})
+    third.recover(tmp_path / "ckpt-000000003.pt")
+    assert third.latest_wall_s() == 0.0 and third.load() == 3
+    now[0] += 5
+    assert third.wall_s() == 5.0
