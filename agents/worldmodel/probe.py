@@ -9,8 +9,11 @@ prediction = truth). The rounded prediction is then passed through the true-stat
 probe does.
 
 Reading it on ``memory/distracting-<w>``: a good probe with a reward head at chance means the backbone counts the
-steps but the head has not learnt the reward rule (a square wave of the position with ten periods); a poor probe
-means the backbone does not carry the position, and no head can help.
+steps but the head has not learnt the reward rule (a square wave of the position with ten periods). A linear probe
+sees only a linear code: a poor probe beside a good reward head means the state is held nonlinearly (the RSSM of
+the benchmark's long run predicts the reward at 0.95 in imagination with a probe R² of 0.47, while S4WM's linear
+recurrence holds the position linearly, R² 0.97; docs/results.md); a poor probe beside a poor head points at the
+backbone.
 """
 from __future__ import annotations
 
