@@ -178,9 +178,10 @@ def stori_section(scores: dict[str, dict[str, list[float]]]) -> list[str]:
             value, reference = float(np.mean(per_env[env])), float(np.mean(base[1]))
             drop = f"{100 * (1 - value / reference):.0f}%" if reference > 0 else "n/a"
             random = scores.get("random", {}).get(base[0])
+            floor = float(np.mean(random)) if random else None
             kept = "n/a"
-            if random and agent != "random" and reference != float(np.mean(random)):
-                kept = f"{(value - np.mean(random)) / (reference - np.mean(random)):.2f}"
+            if floor is not None and agent != "random" and reference != floor:
+                kept = f"{(value - floor) / (reference - floor):.2f}"
             rows.append(f"| {agent} | {parts[1]} | {parts[2]} | {len(per_env[env])} | {value:.1f} | `{base[0]}` "
                         f"| {len(base[1])} | {reference:.1f} | {drop} | {kept} |")
     if not rows:

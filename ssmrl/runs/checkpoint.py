@@ -126,19 +126,19 @@ class Checkpointer:
 
     def latest_step(self) -> int | None:
         """The step recorded in ``latest.json`` (None without one); reads no checkpoint."""
-        try:
-            record = self._latest_record()
-        except CheckpointError:
-            return None
-        return None if record is None else record["step"]
+        return self._latest_field("step")
 
     def latest_wall_s(self) -> float | None:
         """The run's wall-clock seconds at its latest checkpoint (``latest.json``; None without one)."""
+        return self._latest_field("wall_s")
+
+    def _latest_field(self, key: str) -> Any:
+        """One field of ``latest.json``; None without a readable index (reads no checkpoint)."""
         try:
             record = self._latest_record()
         except CheckpointError:
             return None
-        return None if record is None else record["wall_s"]
+        return None if record is None else record[key]
 
     def recover(self, path: str | Path | None = None) -> Path:
         """Point ``latest.json`` at ``path`` (verified by reading it back) or, without a path, at the newest
