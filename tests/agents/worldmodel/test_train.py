@@ -66,6 +66,25 @@ def test_default_split_follows_env_design():
         M.default_split("memory/four-rooms", 10, context=8, query=4)
 
 
+def test_distracting_default_episode_places_the_query_in_the_hallway():
+    """The default length and split do what metrics.default_episode_length says: the context ends inside the
+    hallway, away from both walls, and the far wall is in view for only a small share of the query records."""
+    env_id, width = "memory/distracting-100", 100
+    length = M.default_episode_length(env_id)
+    context, query = M.default_split(env_id, length)
+    env = make("distracting-100", image_size=14, n_distractors=0)
+    half = env.unwrapped.config.view_cells // 2
+    end_of_context, far_wall_in_view = [], []
+    for seed in range(20):
+        position = collect_episode(env, scripted_policy(env, np.random.default_rng(seed)), seed=seed,
+                                   max_steps=length)["truth/position"]
+        assert len(position) == context + query
+        end_of_context.append(position[context - 1])
+        far_wall_in_view.append(np.mean(position[context:] >= width - 1 - half))
+    assert min(end_of_context) > half and max(end_of_context) < width - 1 - half
+    assert 0.05 < np.mean(far_wall_in_view) < 0.3
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="worldmodel.windows"):
         WorldModelTrainConfig(windows="random")
