@@ -98,7 +98,7 @@ def ceiling(words: list[str], keys: list[str] | None = None) -> dict:
 
     cfg = _config(words)
     wcfg = section(cfg)
-    keys = keys or list(C.default_keys(cfg.env.id))
+    keys = keys or list(C.default_keys(cfg.env.id, cfg.env.options))
     t0 = time.perf_counter()
     data = build_dataset(cfg, truth=True)
     length = data.context + data.query
@@ -130,9 +130,10 @@ def probe_run(run_dir: Path, checkpoint: Path | None = None, windows: int = 64) 
     cfg = run.config
     if cfg.agent != "worldmodel":
         raise ValueError(f"{run_dir}: agent {cfg.agent!r} is not a world-model benchmark run (agent=worldmodel)")
-    keys = C.default_keys(cfg.env.id)  # ValueError for envs without a default truth key
-    if len(keys) != 1:
-        raise ValueError(f"the probe regresses one truth key; {cfg.env.id} has {list(keys)}")
+    reward_keys = C.default_keys(cfg.env.id, cfg.env.options)  # ValueError for envs without a default truth key
+    if len(reward_keys) != 1:
+        raise ValueError(f"the probe regresses one truth key; {cfg.env.id} has {list(reward_keys)}")
+    key = reward_keys[0].split("+")[0]  # the position; the cued hallway's reward also reads the true cue
     wcfg = section(cfg)
     t0 = time.perf_counter()
     payload = run.checkpointer.read(checkpoint)
@@ -144,7 +145,8 @@ def probe_run(run_dir: Path, checkpoint: Path | None = None, windows: int = 64) 
         raise CheckpointError(f"checkpoint of {run_dir} does not hold this run's world model: {err}") from err
     length = data.context + data.query
     sets = {"train": D.episode_windows(data.train, length, limit=windows), "heldout": data.eval_windows}
-    result = P.probe(wm, data.train, sets, data.context, data.query, data.classes, key=keys[0], batch_size=wcfg.eval_batch,
+    result = P.probe(wm, data.train, sets, data.context, data.query, data.classes, key=key, reward_keys=reward_keys,
+                     batch_size=wcfg.eval_batch,
                      sample=wcfg.eval_sample, generator=Seeds(cfg.seed).torch("probe", torch.device("cpu")))
     return {"benchmark": "memory_probe", "run": str(run_dir), "checkpoint": str(checkpoint or "latest"),
             "step": int(payload["step"]), "preset": cfg.wm.preset, "env": cfg.env.id, "context": data.context,

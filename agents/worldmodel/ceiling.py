@@ -4,9 +4,11 @@ A world model scores reward accuracy by carrying the hidden state (e.g. the hall
 The ceiling replaces the latent by the ground truth the memory envs put into ``info`` (``truth/<key>`` records,
 :func:`agents.worldmodel.data.episode_records` with ``truth=True``): a softmax regression on one-hot codes of the
 chosen truth keys (a lookup table per key: every distinct value, scalar or array row, is one category; a value
-not seen in training leaves only the bias) is fitted on training records and scored with the same class rule
+not seen in training leaves only the bias; ``a+b`` is one key whose categories are the pairs, for rules that
+combine keys, like the cued hallway's exclusive or) is fitted on training records and scored with the same class rule
 (:func:`agents.worldmodel.metrics.reward_accuracy`'s nearest class) on the query records of the held-out windows.
-On ``memory/distracting-<w>`` the reward is a function of ``position`` alone, so the ceiling should be ~1.0.
+On ``memory/distracting-<w>`` the reward is a function of ``position`` alone (of ``position+cue`` with the cue
+option), so the ceiling should be ~1.0.
 """
 from __future__ import annotations
 
@@ -20,9 +22,12 @@ from agents.worldmodel import metrics as M
 DEFAULT_KEYS = {"distracting": ("position",)}
 
 
-def default_keys(env_id: str) -> tuple[str, ...]:
-    """The default truth keys for ``env_id``; envs without a default need the keys given explicitly."""
+def default_keys(env_id: str, options: dict | None = None) -> tuple[str, ...]:
+    """The default truth keys for ``env_id`` built with ``options`` (the run's ``env.options``); envs without a
+    default need the keys given explicitly."""
     name = env_id.split("/", 1)[-1]
+    if name.startswith("distracting-") and (options or {}).get("cue"):
+        return ("position+cue",)
     for family, keys in DEFAULT_KEYS.items():
         if name.startswith(family + "-"):
             return keys
@@ -44,10 +49,17 @@ class TruthFeatures:
         self.vocab: dict[str, dict[tuple, int]] = {}
 
     def _column(self, truth: dict[str, np.ndarray], key: str) -> np.ndarray:
-        name = key if key.startswith("truth/") else f"truth/{key}"
-        if name not in truth:
-            raise KeyError(f"truth key {key!r} not in the records (have {sorted(k for k in truth if k.startswith('truth/'))})")
-        return truth[name]
+        """(N, ...) values of ``key``; for ``a+b``, (N, Da + Db) rows of the parts side by side."""
+        parts = []
+        for part in key.split("+"):
+            name = part if part.startswith("truth/") else f"truth/{part}"
+            if name not in truth:
+                raise KeyError(f"truth key {part!r} not in the records "
+                               f"(have {sorted(k for k in truth if k.startswith('truth/'))})")
+            parts.append(np.asarray(truth[name]))
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1)
 
     def fit(self, truth: dict[str, np.ndarray]) -> "TruthFeatures":
         for key in self.keys:

@@ -49,12 +49,12 @@ def ridge_predict(fit: tuple[np.ndarray, np.ndarray, np.ndarray, float], x: np.n
 def probe_scores(fit, features: np.ndarray, truth: np.ndarray, records: dict[str, np.ndarray],
                  reward_model: C.TruthReward, key: str, bounds: tuple[float, float]) -> dict[str, float]:
     """The probe ``fit`` on one set of query records: ``features`` (N, F), ``truth`` (N,) the true value of
-    ``key``, ``records`` the records' ``reward`` (N,); ``bounds`` clip the rounded prediction (the values seen)."""
+    ``key``, ``records`` the query records (``reward`` (N,) and the truth keys the reward model reads); ``bounds`` clip the rounded prediction (the values seen)."""
     pred = ridge_predict(fit, features)
     err = pred - truth
     total = float(((truth - truth.mean()) ** 2).sum())
     rounded = np.clip(np.rint(pred), *bounds)
-    reward_pred = reward_model.predict({f"truth/{key}": rounded})
+    reward_pred = reward_model.predict({**records, f"truth/{key}": rounded})
     reward_true = M.nearest_class(records["reward"], reward_model.classes)
     return {"r2": 1.0 - float((err ** 2).sum()) / max(total, 1e-12), "mae": float(np.abs(err).mean()),
             "exact": float((rounded == truth).mean()), "reward_acc_via_probe": float((reward_pred == reward_true).mean())}
@@ -81,16 +81,18 @@ def query_features(wm, windows: dict[str, np.ndarray], context: int, query: int,
 
 
 def probe(wm, train_records: dict[str, np.ndarray], sets: dict[str, dict[str, np.ndarray]], context: int,
-          query: int, classes: np.ndarray, key: str = "position", l2: float = 1e-3, **kwargs: Any) -> dict[str, Any]:
+          query: int, classes: np.ndarray, key: str = "position", l2: float = 1e-3,
+          reward_keys: tuple[str, ...] | list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
     """Fit the probe on the first set of ``sets`` (``{name: windows with truth/<key>}``, training windows first)
     and score it on every set, for the features of inference and of imagination. ``train_records`` (with truth)
-    fit the true-state reward model. ``kwargs`` go to :func:`query_features`.
+    fit the true-state reward model on ``reward_keys`` (default ``[key]``; e.g. ``position+cue``, which then reads
+    the probed position beside the record's true cue). ``kwargs`` go to :func:`query_features`.
 
     Returns ``{name: {kind: {r2, mae, exact, reward_acc_via_probe, reward_acc}}}`` (``reward_acc``: the model's own
     head on the same records), per set also ``time_only`` (the probe on the record's time step alone, when the
     records hold ``truth/t``: the scripted walk drifts, so time alone predicts part of the position) and
     ``majority`` (the majority-class rate), plus ``fit_records``, ``features`` (F) and ``key``."""
-    reward_model = C.TruthReward([key], classes).fit(train_records)
+    reward_model = C.TruthReward(reward_keys or [key], classes).fit(train_records)
     truth_all = np.asarray(train_records[f"truth/{key}"], np.float64)
     bounds = (float(truth_all.min()), float(truth_all.max()))
     scored = {}

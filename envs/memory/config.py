@@ -14,6 +14,8 @@ class DistractingConfig:
     n_distractors: moving squares drawn over the hallway, independent of the agent.
     start: "left" (agent starts at cell 0, beside the visible left wall) or "random".
     max_steps: agent steps before truncation; 0 means ``max(500, 5 * width)``.
+    cue: draw a bit at reset, shown only by the colour of the left wall, that swaps which segments pay (the
+        reward then needs a fact seen once at the start as well as the position).
     """
 
     width: int = 100
@@ -23,6 +25,7 @@ class DistractingConfig:
     start: str = "left"
     max_steps: int = 0
     image_size: int = 64
+    cue: bool = False
 
 
 @dataclass

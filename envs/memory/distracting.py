@@ -5,10 +5,13 @@ Rules (``memory/distracting-<width>``):
 - The world is a 1D hallway of ``width`` cells, positions ``0 .. width-1``; outside it are walls.
 - Actions: 0 = stay, 1 = left, 2 = right (one cell). Moving into a wall leaves the agent in place.
 - The agent starts at cell 0 (``start="left"``, the default) or at a uniformly random cell (``start="random"``).
-- Reward after each step: ``1.0`` if ``(position // segment) % 2 == 1`` else ``0.0``, where ``segment``
+- Reward after each step: ``1.0`` if ``(position // segment + cue) % 2 == 1`` else ``0.0``, where ``segment``
   defaults to ``width // 10``: the hallway is ten alternating segments, starting with a zero-reward one.
   The segments are not drawn, so predicting the reward needs the position, i.e. memory of the path since
-  the last wall was in view.
+  the last wall was in view. ``cue`` is 0 unless the config asks for one (``cue=True``): then it is drawn at
+  reset (0 or 1, equally likely) and shown only by the left wall's colour (brown for 0, blue for 1; the far
+  wall stays brown), so it leaves the frames once the agent walks away from the start and a model must hold it
+  for the rest of the episode: a model that tracks the position but forgets the cue is right half the time.
 - Frame (S x S RGB, S = 64): ``view_cells`` cells of ``S // view_cells`` px centred on the agent (white
   square); the hallway band is the middle half of the frame; cells alternate between two greys by the
   parity of their index (so motion is visible), walls are brown full-height columns. ``n_distractors``
@@ -17,7 +20,8 @@ Rules (``memory/distracting-<width>``):
 - Never terminates; truncated after ``max_steps`` (default ``max(500, 5 * width)``) agent steps.
 
 Ground truth in ``info``: ``t``, ``position``, ``segment`` (index), ``reward_zone`` (bool),
-``distractor_xy`` (n, 2) int pixel (x, y) of each distractor's top-left corner.
+``distractor_xy`` (n, 2) int pixel (x, y) of each distractor's top-left corner, and ``cue`` when the config
+draws one.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ _FLOOR_A = (60, 60, 60)
 _FLOOR_B = (95, 95, 95)
 _CEILING = (15, 15, 15)
 _WALL = (140, 90, 40)
+_CUE_WALL = (40, 90, 140)  # the left wall when the cue is 1
 
 
 class DistractingHallway(MemoryEnv):
@@ -55,9 +60,10 @@ class DistractingHallway(MemoryEnv):
         band = slice(size // 4, size - size // 4)
         floor_a, floor_b = draw.solid(size, px, _CEILING), draw.solid(size, px, _CEILING)
         floor_a[band], floor_b[band] = _FLOOR_A, _FLOOR_B
-        # tile codes: 0 wall, 1 even cell, 2 odd cell
-        self._tiles = np.stack([draw.solid(size, px, _WALL), floor_a, floor_b])
+        # tile codes: 0 wall, 1 even cell, 2 odd cell, 3 the left wall showing cue 1
+        self._tiles = np.stack([draw.solid(size, px, _WALL), floor_a, floor_b, draw.solid(size, px, _CUE_WALL)])
         self.position = 0
+        self.cue = 0
         n = config.n_distractors
         self._d_xy = np.zeros((n, 2), np.int64)
         self._d_vel = np.zeros((n, 2), np.int64)
@@ -74,8 +80,8 @@ class DistractingHallway(MemoryEnv):
         return out
 
     def reward_at(self, position: int) -> float:
-        """The reward rule as a function of the position (also used by metrics)."""
-        return float((position // self.segment) % 2 == 1)
+        """The reward rule as a function of the position (and of this episode's cue)."""
+        return float((position // self.segment + self.cue) % 2 == 1)
 
     def _new_velocities(self, mask: np.ndarray) -> None:
         vel = self.np_random.integers(1, 4, size=(int(mask.sum()), 2))
@@ -90,6 +96,8 @@ class DistractingHallway(MemoryEnv):
         self._d_xy[:] = self.np_random.integers(0, size - self._d_size[:, None] + 1, size=(n, 2))
         self._d_color[:] = draw.PALETTE[self.np_random.integers(len(draw.PALETTE), size=n)]
         self._new_velocities(np.ones(n, bool))
+        # drawn last, and only when asked for, so episodes without a cue keep their random stream
+        self.cue = int(self.np_random.integers(2)) if cfg.cue else 0
 
     def _move_distractors(self) -> None:
         size = self.config.image_size
@@ -115,7 +123,8 @@ class DistractingHallway(MemoryEnv):
         cfg, px = self.config, self.cell_px
         half = cfg.view_cells // 2
         cells = np.arange(self.position - half, self.position + half + 1)
-        codes = np.where((cells < 0) | (cells >= cfg.width), 0, 1 + (cells % 2))[None, :]
+        codes = np.where((cells < 0) | (cells >= cfg.width), 0, 1 + (cells % 2))
+        codes = np.where((cells < 0) & (self.cue == 1), 3, codes)[None, :]
         canvas = np.zeros((cfg.image_size, cfg.image_size, 3), np.uint8)
         draw.paste(canvas, draw.compose(codes, self._tiles))
         for (x, y), s, c in zip(self._d_xy, self._d_size, self._d_color):
@@ -130,6 +139,7 @@ class DistractingHallway(MemoryEnv):
             "segment": self.position // self.segment,
             "reward_zone": bool(self.reward_at(self.position)),
             "distractor_xy": self._d_xy.copy(),
+            **({"cue": self.cue} if self.config.cue else {}),
         }
 
 

@@ -83,6 +83,38 @@ def test_distracting_frame_hides_position():
     assert not np.array_equal(frames[1], frames[11])  # the wall is visible near the start
 
 
+def test_distracting_cue_flips_the_rule_and_shows_only_on_the_left_wall():
+    """With ``cue=True`` the reward is the plain rule with its segments swapped when the cue is 1; the cue is drawn
+    after everything else (same seed: same distractors as without it) and is visible only while the left wall is."""
+    plain = make("distracting-40", n_distractors=2)
+    assert "cue" not in plain.reset(seed=0)[1]
+    cues, frames = {}, {}
+    for seed in range(12):
+        env = make("distracting-40", n_distractors=2, cue=True)
+        _, info = env.reset(seed=seed)
+        _, plain_info = plain.reset(seed=seed)
+        np.testing.assert_array_equal(info["distractor_xy"], plain_info["distractor_xy"])
+        cue = cues[seed] = info["cue"]
+        for _ in range(30):
+            obs, r, _, _, info = env.step(2)
+            assert info["cue"] == cue and r == float((info["position"] // 4 + cue) % 2 == 1)
+    assert set(cues.values()) == {0, 1}
+    for seed in range(12):  # without distractors the draws before the cue differ: find both cues again
+        env = make("distracting-40", n_distractors=0, cue=True)
+        obs, info = env.reset(seed=seed)
+        if info["cue"] in frames:
+            continue
+        cue = info["cue"]
+        frames[cue] = {0: obs["image"]}
+        for _ in range(39):
+            obs, _, _, _, info = env.step(2)
+            frames[cue][info["position"]] = obs["image"]
+    assert set(frames) == {0, 1}
+    assert not np.array_equal(frames[0][0], frames[1][0])  # the left wall shows the cue
+    np.testing.assert_array_equal(frames[0][20], frames[1][20])  # out of its sight the frames are the same
+    np.testing.assert_array_equal(frames[0][39], frames[1][39])  # the far wall does not show it
+
+
 def test_distracting_distractors_move_inside_frame():
     env = make("distracting-100", n_distractors=5)
     _, info = env.reset(seed=2)

@@ -96,6 +96,23 @@ def test_probe_finds_the_position_only_where_the_features_hold_it():
     assert counting["fit_records"] == 12 * data.query and counting["features"] == 4
 
 
+def test_probe_on_the_cued_hallway_reads_the_true_cue_beside_the_probed_position():
+    """``reward_keys=position+cue``: the probed position goes through the true-state rule with the record's own
+    cue, so features that hold the position exactly give every reward; the position-only rule gives about half."""
+    cfg = from_dict(Config, resolve_args([*WORDS, "env.options.cue=true"])[0])
+    data = build_dataset(cfg, truth=True)
+    length = data.context + data.query
+    sets = {"train": D.episode_windows(data.train, length), "heldout": data.eval_windows}
+    assert set(np.unique(sets["heldout"]["truth/cue"])) == {0, 1}
+    model = PositionModel(list(sets.values()), counting=True)
+    with_cue = P.probe(model, data.train, sets, data.context, data.query, data.classes, reward_keys=["position+cue"],
+                       batch_size=4)
+    without = P.probe(model, data.train, sets, data.context, data.query, data.classes, batch_size=4)
+    for kind in P.KINDS:
+        assert with_cue["heldout"][kind]["exact"] == 1.0 and with_cue["heldout"][kind]["reward_acc_via_probe"] == 1.0
+        assert without["heldout"][kind]["reward_acc_via_probe"] < 0.8
+
+
 def test_probe_of_a_trained_run_scores_what_its_evaluation_logged(tmp_path, capsys):
     from ssmrl.cli import main as cli
 

@@ -205,6 +205,19 @@ def test_ceiling_on_the_hallway_is_perfect():
         C.default_keys("memory/doors-keys-3")
 
 
+def test_ceiling_of_the_cued_hallway_needs_the_cue():
+    """With the cue option the reward is an exclusive or of the segment's parity and the cue: the default keys
+    become the pair, which the true-state model reads exactly, while the position alone is right about half
+    the time (and the cue alone too)."""
+    words = [*WORDS, "env.options.cue=true", "worldmodel.stream=0", "worldmodel.episodes=16",
+             "worldmodel.episode_length=12"]
+    out = bench.ceiling(words)
+    assert out["keys"] == ["position+cue"] and out["heldout_acc"] == 1.0 and out["train_acc"] == 1.0
+    for alone in ("position", "cue"):
+        assert bench.ceiling(words, [alone])["heldout_acc"] < 0.75
+    assert C.default_keys(ENV, {"cue": False}) == ("position",)
+
+
 # -------------------------------------------------------------------------------------------- the summary
 def test_summary_puts_train_and_held_out_side_by_side(tmp_path):
     run = tmp_path / "s4wm"
