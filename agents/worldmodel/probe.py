@@ -49,7 +49,8 @@ def ridge_predict(fit: tuple[np.ndarray, np.ndarray, np.ndarray, float], x: np.n
 def probe_scores(fit, features: np.ndarray, truth: np.ndarray, records: dict[str, np.ndarray],
                  reward_model: C.TruthReward, key: str, bounds: tuple[float, float]) -> dict[str, float]:
     """The probe ``fit`` on one set of query records: ``features`` (N, F), ``truth`` (N,) the true value of
-    ``key``, ``records`` the query records (``reward`` (N,) and the truth keys the reward model reads); ``bounds`` clip the rounded prediction (the values seen)."""
+    ``key``, ``records`` the query records (``reward`` (N,) and the truth keys the reward model reads); ``bounds``
+    clip the rounded prediction (the values seen)."""
     pred = ridge_predict(fit, features)
     err = pred - truth
     total = float(((truth - truth.mean()) ** 2).sum())

@@ -88,6 +88,8 @@ def test_distracting_cue_flips_the_rule_and_shows_only_on_the_left_wall():
     after everything else (same seed: same distractors as without it) and is visible only while the left wall is."""
     plain = make("distracting-40", n_distractors=2)
     assert "cue" not in plain.reset(seed=0)[1]
+    with pytest.raises(ValueError, match="cue needs start='left'"):
+        make("distracting-40", cue=True, start="random")
     cues, frames = {}, {}
     for seed in range(12):
         env = make("distracting-40", n_distractors=2, cue=True)
