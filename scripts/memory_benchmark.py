@@ -111,10 +111,11 @@ def ceiling(words: list[str], keys: list[str] | None = None) -> dict:
             "classes": data.classes.tolist(), **result, "wall_s": round(time.perf_counter() - t0, 1)}
 
 
-def probe_run(run_dir: Path, checkpoint: Path | None = None, windows: int = 64) -> dict:
-    """A linear probe of a benchmark run's features for the true position (:mod:`agents.worldmodel.probe`): fitted
-    on ``windows`` training episodes (the run's first training pool), scored on those and on its held-out set, at
-    the run's latest checkpoint or ``checkpoint``. Reads the run; writes nothing."""
+def probe_run(run_dir: Path, checkpoint: Path | None = None, windows: int = 64, key: str = "") -> dict:
+    """A linear probe of a benchmark run's features for the true position, or for the truth key ``key`` (e.g. the
+    cued hallway's ``cue``) (:mod:`agents.worldmodel.probe`): fitted on ``windows`` training episodes (the run's
+    first training pool), scored on those and on its held-out set, at the run's latest checkpoint or
+    ``checkpoint``. Reads the run; writes nothing."""
     import torch
 
     from agents.worldmodel import ceiling as C
@@ -133,7 +134,10 @@ def probe_run(run_dir: Path, checkpoint: Path | None = None, windows: int = 64) 
     reward_keys = C.default_keys(cfg.env.id, cfg.env.options)  # ValueError for envs without a default truth key
     if len(reward_keys) != 1:
         raise ValueError(f"the probe regresses one truth key; {cfg.env.id} has {list(reward_keys)}")
-    key = reward_keys[0].split("+")[0]  # the position; the cued hallway's reward also reads the true cue
+    parts = reward_keys[0].split("+")
+    if key and key not in parts:
+        raise ValueError(f"--probe-key must be one of the truth keys of the reward rule {parts}, got {key!r}")
+    key = key or parts[0]  # the position; the reward rule reads the other keys' true values
     wcfg = section(cfg)
     t0 = time.perf_counter()
     payload = run.checkpointer.read(checkpoint)
@@ -153,7 +157,7 @@ def probe_run(run_dir: Path, checkpoint: Path | None = None, windows: int = 64) 
             "query": data.query, **result, "wall_s": round(time.perf_counter() - t0, 1)}
 
 
-def _probe_cli(run_dir: Path, checkpoint: Path | None, windows: int) -> int:
+def _probe_cli(run_dir: Path, checkpoint: Path | None, windows: int, key: str) -> int:
     """``--probe``: the JSON of :func:`probe_run`, or one line naming bad input and status 2."""
     from ssmrl.runs.checkpoint import CheckpointError
 
@@ -162,7 +166,7 @@ def _probe_cli(run_dir: Path, checkpoint: Path | None, windows: int) -> int:
             raise ValueError(f"{run_dir} is not a run directory (no config.yaml)")
         if windows < 2:
             raise ValueError(f"--probe-windows must be >= 2, got {windows}")
-        emit(probe_run(run_dir, checkpoint, windows), indent=1)
+        emit(probe_run(run_dir, checkpoint, windows, key), indent=1)
     except (CheckpointError, ValueError) as err:
         print(f"memory_benchmark.py: {err}", file=sys.stderr)
         return 2
@@ -264,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="only probe RUN's features for the true position (a linear probe) and print JSON")
     p.add_argument("--checkpoint", type=Path, help="with --probe: a checkpoint file of RUN (default: its latest)")
     p.add_argument("--probe-windows", type=int, default=64, help="with --probe: training windows to fit on")
+    p.add_argument("--probe-key", default="", help="with --probe: the truth key to probe (default: the position; "
+                   "with env.options.cue=true also: cue)")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one training in this process
     a = p.parse_args(argv)
     if a.time_updates:
@@ -283,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         emit(ceiling(words, [k for k in a.ceiling_keys.split(",") if k]), indent=1)
         return 0
     if a.probe:
-        return _probe_cli(a.probe, a.checkpoint, a.probe_windows)
+        return _probe_cli(a.probe, a.checkpoint, a.probe_windows, a.probe_key)
     if a.worker:
         import torch
 

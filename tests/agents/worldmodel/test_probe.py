@@ -148,3 +148,27 @@ def test_probe_of_a_trained_run_scores_what_its_evaluation_logged(tmp_path, caps
     assert bench.main(["--probe", str(doors)]) == 2
     err = capsys.readouterr().err
     assert "no default truth keys for 'memory/doors-keys-3'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_probe_key_cue_on_a_trained_cued_run(tmp_path, capsys):
+    """``--probe-key cue`` probes the cued hallway's bit; the model's own reward accuracy is still what the run's
+    evaluation logged; a key outside the reward rule is one line and status 2."""
+    from ssmrl.cli import main as cli
+
+    run = tmp_path / "run"
+    words = ["agent=worldmodel", "env=memory/distracting-8", "size=debug", "wm.preset=s4wm", "seed=4",
+             "env.options.image_size=16", "env.options.view_cells=5", "env.options.cue=true", "worldmodel.episodes=3",
+             "worldmodel.eval_episodes=4", "worldmodel.episode_length=9", "worldmodel.batch_size=2",
+             "worldmodel.stream=2", "train.steps=2", "train.eval_every=2", "train.checkpoint_every=2"]
+    assert cli.main(["train", *words, "--run-dir", str(run)]) == 0
+    logged = json.loads((run / "scores.jsonl").read_text().splitlines()[-1])
+    capsys.readouterr()
+    assert bench.main(["--probe", str(run), "--probe-windows", "3", "--probe-key", "cue"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["key"] == "cue"
+    assert out["heldout"]["imagination"]["reward_acc"] == pytest.approx(logged["reward_acc_imagination"])
+    assert bench.main(["--probe", str(run), "--probe-key", "segment"]) == 2
+    err = capsys.readouterr().err
+    assert "--probe-key must be one of the truth keys of the reward rule ['position', 'cue']" in err
+    assert len(err.strip().splitlines()) == 1
+
