@@ -14,6 +14,9 @@ Example (2-core CPU, tiny models, 32x32 frames):
     python scripts/memory_benchmark.py --summarize --out-dir runs/membench/distracting-100 --plot docs/img/memory.png
     python scripts/memory_benchmark.py --ceiling --set env.options.image_size=32   # true position -> reward
     python scripts/memory_benchmark.py --probe runs/membench/distracting-100/s4wm   # is the position in the features?
+
+The hallway's cue (``--set env.options.cue=true``, envs/memory/distracting.py) makes the reward also depend on a bit
+shown only at the start; the ceiling then reads ``position+cue`` and ``--probe-key cue`` probes the bit.
 """
 from __future__ import annotations
 
