@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="only fit and score the true-state reward model (the metric's ceiling) and print JSON")
     p.add_argument("--ceiling-keys", default="", help="truth keys for --ceiling (comma-separated; default per env)")
     p.add_argument("--probe", type=Path, metavar="RUN",
-                   help="only probe RUN's features for the true position (a linear probe) and print JSON")
+                   help="only probe RUN's features for the true position (or --probe-key; a linear probe) and print JSON")
     p.add_argument("--checkpoint", type=Path, help="with --probe: a checkpoint file of RUN (default: its latest)")
     p.add_argument("--probe-windows", type=int, default=64, help="with --probe: training windows to fit on")
     p.add_argument("--probe-key", default="", help="with --probe: the truth key to probe (default: the position; "

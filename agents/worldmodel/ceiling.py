@@ -18,7 +18,8 @@ import numpy as np
 
 from agents.worldmodel import metrics as M
 
-# truth keys the ceiling uses by default, per env family (``memory/<family>-...``)
+# truth keys the ceiling uses by default, per env family (``memory/<family>-...``); the hallway with its cue option
+# needs the pair, see default_keys
 DEFAULT_KEYS = {"distracting": ("position",)}
 
 

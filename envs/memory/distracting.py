@@ -49,6 +49,8 @@ class DistractingHallway(MemoryEnv):
             raise ValueError(f"width must be >= 2, got {config.width}")
         if config.start not in ("left", "random"):
             raise ValueError(f"start must be 'left' or 'random', got {config.start!r}")
+        if not isinstance(config.cue, bool):
+            raise ValueError(f"cue must be true or false, got {config.cue!r}")
         if config.cue and config.start != "left":
             raise ValueError("cue needs start='left': the cue is shown by the left wall, where the agent starts")
         if config.n_distractors < 0:

@@ -85,11 +85,14 @@ def test_distracting_frame_hides_position():
 
 def test_distracting_cue_flips_the_rule_and_shows_only_on_the_left_wall():
     """With ``cue=True`` the reward is the plain rule with its segments swapped when the cue is 1; the cue is drawn
-    after everything else (same seed: same distractors as without it) and is visible only while the left wall is."""
+    after everything else at reset (same seed: the same distractors at reset as without it) and is visible only
+    while the left wall is: brown for 0, blue for 1."""
     plain = make("distracting-40", n_distractors=2)
     assert "cue" not in plain.reset(seed=0)[1]
     with pytest.raises(ValueError, match="cue needs start='left'"):
         make("distracting-40", cue=True, start="random")
+    with pytest.raises(ValueError, match="cue must be true or false"):
+        make("distracting-40", cue="no")
     cues, frames = {}, {}
     for seed in range(12):
         env = make("distracting-40", n_distractors=2, cue=True)
@@ -113,6 +116,8 @@ def test_distracting_cue_flips_the_rule_and_shows_only_on_the_left_wall():
             frames[cue][info["position"]] = obs["image"]
     assert set(frames) == {0, 1}
     assert not np.array_equal(frames[0][0], frames[1][0])  # the left wall shows the cue
+    np.testing.assert_array_equal(frames[0][0], make("distracting-40", n_distractors=0).reset(seed=0)[0]["image"])
+    assert tuple(frames[1][0][32, 0]) == (40, 90, 140)  # the blue wall, at the frame's left edge
     np.testing.assert_array_equal(frames[0][20], frames[1][20])  # out of its sight the frames are the same
     np.testing.assert_array_equal(frames[0][39], frames[1][39])  # the far wall does not show it
 

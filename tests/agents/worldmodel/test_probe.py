@@ -166,9 +166,11 @@ def test_probe_key_cue_on_a_trained_cued_run(tmp_path, capsys):
     assert bench.main(["--probe", str(run), "--probe-windows", "3", "--probe-key", "cue"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["key"] == "cue"
+    # the true position beside the probed cue: the reward is right exactly where the cue is
+    for kind in P.KINDS:
+        assert out["heldout"][kind]["reward_acc_via_probe"] == out["heldout"][kind]["exact"]
     assert out["heldout"]["imagination"]["reward_acc"] == pytest.approx(logged["reward_acc_imagination"])
     assert bench.main(["--probe", str(run), "--probe-key", "segment"]) == 2
     err = capsys.readouterr().err
     assert "--probe-key must be one of the truth keys of the reward rule ['position', 'cue']" in err
     assert len(err.strip().splitlines()) == 1
-
