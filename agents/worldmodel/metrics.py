@@ -88,8 +88,9 @@ def default_episode_length(env_id: str, settings: dict | None = None) -> int:
 
     distracting-<w>: ``1.6 * w`` steps. The scripted walk averages 0.7 cells per step, so most episodes reach the
     far wall shortly before they end: over 100 scripted episodes the far wall is in view in 15% / 8% / 4% of the
-    query records at widths 100 / 200 / 400 (it reveals the position to inference, not to imagination) and the
-    rest of the query is hallway, where only memory gives the position;
+    query records at widths 100 / 200 / 400 (docs/results.md, "Memory benchmark", has the command; it reveals the
+    position to inference, not to imagination) and the rest of the query is hallway, where only memory gives the
+    position;
     doors-keys: 150 (the scripted policy opens every door within about 60 steps, then wanders);
     four-rooms and anything else: 200.
     """
