@@ -1,6 +1,7 @@
 """``ssmrl bench report <suite-dir>``: Markdown report with tables and PNG plots of a finished (or partial) suite.
 
-Tables: per-env mean ± standard error over seeds for every agent; for Atari100k the human-normalised mean,
+Tables: per-env mean ± standard error over seeds for every agent, beside the random policy's score on the same env
+where the suite has random cells; the normalised average per benchmark family; for Atari100k the human-normalised mean,
 median, IQM and optimality gap with 95% stratified-bootstrap intervals, games above human, and the published
 agents beside ours (marked *published*); for STORI each type against the deterministic game (type 3.1 or the
 plain Atari100k game); for offline datasets the normalised average, and per dataset mean ± std over seeds (final
@@ -18,6 +19,12 @@ import numpy as np
 
 from ssmrl.bench.suite import collect, normalised_score
 from ssmrl.metrics.aggregate import aggregate_with_ci, mean_and_stderr, performance_profile
+
+
+def family(env: str) -> str:
+    """The benchmark family of an env id: its prefix ("atari100k", "stori", "dmc", ...), "d4rl" for the bare ids of
+    offline datasets ("hopper-medium-replay")."""
+    return env.split("/")[0] if "/" in env else "d4rl"
 
 
 def _scores(cells: list[dict]) -> dict[str, dict[str, list[float]]]:
@@ -141,11 +148,11 @@ def atari_section(scores: dict[str, dict[str, list[float]]], out: Path, changed:
         above = int((matrix.mean(0) > 1).sum())
         lines.append(f"| {agent} | {len(per)} | {runs} | {_fmt(agg['mean'])} | {_fmt(agg['median'])} | {_fmt(agg['iqm'])} "
                      f"| {_fmt(agg['optimality_gap'])} | {above} |")
+    games = sorted({g for per in hns.values() for g in per})  # named: agents above may cover fewer of them
     for name, col in ATARI100K.items():
-        games = sorted({g for per in hns.values() for g in per})
         vals = np.array([human_normalised_score(g, col[g]) for g in games])[None, :]
-        lines.append(f"| {name} (*published*, same games) | {len(games)} | – | {vals.mean():.3f} | {np.median(vals):.3f} | – | – "
-                     f"| {int((vals > 1).sum())} |")
+        lines.append(f"| {name} (*published*: {', '.join(games)}) | {len(games)} | – | {vals.mean():.3f} "
+                     f"| {np.median(vals):.3f} | – | – | {int((vals > 1).sum())} |")
     lines += ["", "Intervals: 95% stratified bootstrap over runs within each game (1,000 resamples).", ""]
     for path in _bars_and_profile(hns, out):
         lines += [f"![{path.stem}]({path.name})", ""]
@@ -228,7 +235,7 @@ def offline_section(cells: list[dict]) -> list[str]:
     final: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     late: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for c in cells:
-        if "normalised" not in c or c["cell"]["env"].split("/")[0] in ("atari100k", "atari", "stori"):
+        if "normalised" not in c or family(c["cell"]["env"]) != "d4rl":
             continue
         final[c["cell"]["env"]][c["cell"]["agent"]].append(float(c["normalised"]))
         late[c["cell"]["env"]][c["cell"]["agent"]].append(_late_normalised(Path(c["directory"])))
@@ -286,24 +293,39 @@ def write_report(suite_dir: Path) -> Path:
     for c in cells:
         if c.get("wall_s") is not None:
             walls[c["cell"]["agent"], c["cell"]["env"]].append(float(c["wall_s"]))
+    by_cell: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for c in cells:
+        by_cell[c["cell"]["agent"], c["cell"]["env"]].append(c)
     lines = [f"# Benchmark report: {suite_dir.name}", "", f"{len(cells)} finished cells.", "",
-             "## Per environment (mean ± standard error over seeds)", "",
-             "Training wall-clock per cell (mean over seeds, every attempt, without the final evaluation), as the "
-             "runs recorded it in their checkpoints; \"–\" for cells that finished before it was recorded.", "",
-             "| agent | env | seeds | score | training wall-clock (h) |", "|---|---|---|---|---|"]
+             "## Per environment", "",
+             "Score: mean ± standard error over seeds; a one-seed cell scored by a final evaluation shows the standard "
+             "error over that evaluation's episodes instead (their number in brackets). Random policy: the random "
+             "agent's mean over its seeds on the same env, where the suite has it. Training wall-clock per cell (mean "
+             "over seeds, every attempt, without the final evaluation), as the runs recorded it in their checkpoints; "
+             "\"–\" for cells that finished before it was recorded.", "",
+             "| agent | env | seeds | score | random policy | training wall-clock (h) |", "|---|---|---|---|---|---|"]
     for agent, per_env in sorted(scores.items()):
         for env, vals in sorted(per_env.items()):
             m, se = mean_and_stderr(vals)
+            spread, group = f"{se:.2f}", by_cell[agent, env]
+            if len(group) == 1 and "stderr" in group[0] and group[0].get("episodes"):
+                n = group[0]["episodes"]
+                spread = f"{float(group[0]['stderr']):.2f} ({n} episode{'s' * (n != 1)})"
+            random = scores.get("random", {}).get(env)
+            floor = f"{np.mean(random):.2f}" if random and agent != "random" else "–"
             wall = f"{np.mean(walls[agent, env]) / 3600:.2f}" if walls.get((agent, env)) else "–"
-            lines.append(f"| {agent} | {env} | {len(vals)} | {m:.2f} ± {se:.2f} | {wall} |")
+            lines.append(f"| {agent} | {env} | {len(vals)} | {m:.2f} ± {spread} | {floor} | {wall} |")
     lines.append("")
-    normalised = [c for c in cells if "normalised" in c]
+    normalised: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for c in cells:
+        if "normalised" in c:
+            normalised[family(c["cell"]["env"]), c["cell"]["agent"]].append(float(c["normalised"]))
     if normalised:
-        by_agent = defaultdict(list)
-        for c in normalised:
-            by_agent[c["cell"]["agent"]].append(c["normalised"])
-        lines += ["## Normalised average", "", "| agent | cells | normalised score |", "|---|---|---|"]
-        lines += [f"| {a} | {len(v)} | {np.mean(v):.1f} ± {mean_and_stderr(v)[1]:.1f} |" for a, v in sorted(by_agent.items())]
+        # one row per benchmark family: human-normalised Atari scores and dataset-normalised returns do not average
+        lines += ["## Normalised average (per benchmark family, mean ± standard error over cells)", "",
+                  "| family | agent | cells | normalised score |", "|---|---|---|---|"]
+        lines += [f"| {f} | {a} | {len(v)} | {np.mean(v):.3f} ± {mean_and_stderr(v)[1]:.3f} |"
+                  for (f, a), v in sorted(normalised.items())]
         lines.append("")
     changed = sorted({w for c in cells if c["cell"]["env"].split("/")[0] in ("atari100k", "atari")
                       for w in c["cell"].get("words", []) if w.split("=")[0].split(".")[0] in _BUDGET_KEYS})

@@ -48,7 +48,7 @@ def test_local_suite_runs_resumes_and_reports(tmp_path):
     report = write_report(out).read_text()
     assert "| random | memory/four-rooms | 2 |" in report and "learning_curves.png" in report
     row = next(line for line in report.splitlines() if line.startswith("| random | memory/four-rooms |"))
-    assert float(row.split("|")[5]) == pytest.approx(0.0, abs=0.2)  # hours
+    assert float(row.split("|")[6]) == pytest.approx(0.0, abs=0.2)  # hours
     assert (out / "learning_curves.png").stat().st_size > 1000
 
 
@@ -70,7 +70,7 @@ def test_atari_report_tables_and_plots(tmp_path):
         hns.setdefault(c["cell"]["env"], []).append(human_normalised_score(c["cell"]["env"].split("/")[1], c["score"]))
     expected_mean = np.mean([np.mean(v) for v in hns.values()])
     assert f"| drama | 3 | 3 | {expected_mean:.3f} [" in report
-    assert "STORM (*published*, same games)" in report
+    assert "STORM (*published*: Boxing, Breakout, Pong)" in report
     assert (tmp_path / "per_game_hns.png").is_file() and (tmp_path / "performance_profile.png").is_file()
     assert "Not a like-for-like comparison" not in report  # default cells
     done = tmp_path / "drama" / "atari100k__Pong" / "seed0" / "done.json"
@@ -285,3 +285,28 @@ def test_stori_report_sets_each_type_against_type_31_or_the_plain_atari_game(tmp
     # type 3.1 wins over the plain game; a negative baseline gives no drop, and no random cells no gain kept
     assert "| drama | Breakout | 1 | 1 | -2.0 | `stori/Breakout/3.1` | 1 | -4.0 | n/a | n/a |" in report
     assert "| drama | Breakout | 3.1 |" not in report
+
+
+def test_report_sets_each_cell_beside_the_random_policy_and_averages_normalised_scores_per_family(tmp_path):
+    """One-seed cells scored by a final evaluation show that evaluation's standard error; the random policy's score
+    on the same env stands beside every other agent's; normalised scores average within a benchmark family only,
+    and online cells never enter the offline table."""
+    rows = [("drama", "atari100k/Pong", 0, {"score": -15.0, "stderr": 1.25, "episodes": 20, "normalised": 0.16}),
+            ("random", "atari100k/Pong", 0, {"score": -20.0, "stderr": 0.5, "episodes": 20, "normalised": 0.02}),
+            ("random", "atari100k/Pong", 1, {"score": -21.0, "stderr": 0.5, "episodes": 20, "normalised": 0.0}),
+            ("drama", "dmc/cartpole-swingup", 0, {"score": 300.0, "normalised": 0.3}),
+            ("drama", "dmc/cartpole-swingup", 1, {"score": 500.0, "normalised": 0.5}),
+            ("dm", "hopper-medium-replay", 0, {"score": 900.0, "normalised": 80.0})]
+    for agent, env, seed, result in rows:
+        run = tmp_path / agent / env.replace("/", "__") / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "done.json").write_text(json.dumps({"cell": {"agent": agent, "env": env, "seed": seed, "run_dir": str(run)},
+                                                    "returncode": 0, **result}))
+    report = write_report(tmp_path).read_text()
+    assert "| drama | atari100k/Pong | 1 | -15.00 ± 1.25 (20 episodes) | -20.50 | – |" in report
+    assert "| random | atari100k/Pong | 2 | -20.50 ± 0.50 | – | – |" in report  # s.e. over seeds: std 0.71 / sqrt 2
+    assert "| drama | dmc/cartpole-swingup | 2 | 400.00 ± 100.00 | – | – |" in report
+    assert "| atari100k | drama | 1 | 0.160 ± 0.000 |" in report
+    assert "| dmc | drama | 2 | 0.400 ± 0.100 |" in report and "| d4rl | dm | 1 | 80.000 ± 0.000 |" in report
+    offline = report.split("## Offline datasets")[1]
+    assert "hopper-medium-replay | dm | 1 | 80.0 (one seed)" in offline and "cartpole" not in offline
