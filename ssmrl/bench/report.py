@@ -48,6 +48,19 @@ def _curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
     return steps, values
 
 
+def mean_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeds' curves ``[(steps, values)]`` -> (grid, mean, 95% half-width). The grid is the seeds' own evaluation
+    steps within the span every seed covers (no line before the first evaluation or past the shortest run); values
+    between a seed's evaluations are interpolated linearly; the half-width is 0 for one seed."""
+    first, last = max(s[0] for s, _ in curves), min(s[-1] for s, _ in curves)
+    grid = np.unique(np.concatenate([s for s, _ in curves]))
+    grid = grid[(grid >= first) & (grid <= last)]
+    ys = np.stack([np.interp(grid, s, v) for s, v in curves])
+    mean = ys.mean(0)
+    half = 1.96 * ys.std(0, ddof=1) / np.sqrt(len(ys)) if len(ys) > 1 else np.zeros_like(mean)
+    return grid, mean, half
+
+
 def learning_curves(cells: list[dict], path: Path) -> Path | None:
     import matplotlib
 
@@ -67,14 +80,11 @@ def learning_curves(cells: list[dict], path: Path) -> Path | None:
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     for ax, env in zip(axes.flat, envs):
         for agent, curves in sorted(groups[env].items()):
-            grid = np.linspace(0, min(c[0][-1] for c in curves), 50)
-            ys = np.stack([np.interp(grid, s, v) for s, v in curves])
-            mean = ys.mean(0)
-            half = 1.96 * ys.std(0, ddof=1) / np.sqrt(len(ys)) if len(ys) > 1 else np.zeros_like(mean)
-            ax.plot(grid, mean, label=f"{agent} ({len(ys)} seeds)")
+            grid, mean, half = mean_curve(curves)
+            ax.plot(grid, mean, marker="o", markersize=3, label=f"{agent} ({len(curves)} seeds)")
             ax.fill_between(grid, mean - half, mean + half, alpha=0.25)
         ax.set_title(env, fontsize=9)
-        ax.set_xlabel("env steps")
+        ax.set_xlabel("updates" if family(env) == "d4rl" else "env steps")
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(envs):]:
         ax.axis("off")

@@ -310,3 +310,16 @@ def test_report_sets_each_cell_beside_the_random_policy_and_averages_normalised_
     assert "| dmc | drama | 2 | 0.400 ± 0.100 |" in report and "| d4rl | dm | 1 | 80.000 ± 0.000 |" in report
     offline = report.split("## Offline datasets")[1]
     assert "hopper-medium-replay | dm | 1 | 80.0 (one seed)" in offline and "cartpole" not in offline
+
+
+def test_mean_curve_spans_the_evaluations_every_seed_has():
+    from ssmrl.bench.report import mean_curve
+
+    a = (np.array([5000.0, 10000.0, 15000.0, 20000.0]), np.array([10.0, 20.0, 30.0, 40.0]))
+    b = (np.array([2500.0, 7500.0, 12500.0]), np.array([0.0, 10.0, 20.0]))
+    grid, mean, half = mean_curve([a, b])
+    assert grid.tolist() == [5000.0, 7500.0, 10000.0, 12500.0]  # from the later first to the earlier last evaluation
+    assert mean.tolist() == pytest.approx([(10 + 5) / 2, (15 + 10) / 2, (20 + 15) / 2, (25 + 20) / 2])
+    assert half == pytest.approx(1.96 * np.std([10.0, 5.0], ddof=1) / np.sqrt(2))  # the seeds differ by 5 throughout
+    grid, mean, half = mean_curve([a])
+    assert grid.tolist() == a[0].tolist() and mean.tolist() == a[1].tolist() and not half.any()
