@@ -293,6 +293,14 @@ def offline_section(cells: list[dict]) -> list[str]:
 _BUDGET_KEYS = ("size", "train", "wm", "dreamer", "ac", "env")
 
 
+def _estimate(group: list[dict]) -> tuple[float, float, int | None]:
+    """(mean, standard error, episodes) of one agent's cells on one env: over seeds, or, for a single cell scored by
+    a final evaluation, that evaluation's standard error over its ``episodes`` (None when over seeds)."""
+    if len(group) == 1 and "stderr" in group[0] and group[0].get("episodes"):
+        return float(group[0]["score"]), float(group[0]["stderr"]), int(group[0]["episodes"])
+    return (*mean_and_stderr([float(c["score"]) for c in group]), None)
+
+
 def write_report(suite_dir: Path) -> Path:
     suite_dir = Path(suite_dir)
     cells = collect(suite_dir)
@@ -310,21 +318,23 @@ def write_report(suite_dir: Path) -> Path:
              "## Per environment", "",
              "Score: mean ± standard error over seeds; a one-seed cell scored by a final evaluation shows the standard "
              "error over that evaluation's episodes instead (their number in brackets). Random policy: the random "
-             "agent's mean over its seeds on the same env, where the suite has it. Training wall-clock per cell (mean "
-             "over seeds, every attempt, without the final evaluation), as the runs recorded it in their checkpoints; "
-             "\"–\" for cells that finished before it was recorded.", "",
-             "| agent | env | seeds | score | random policy | training wall-clock (h) |", "|---|---|---|---|---|---|"]
+             "agent's score on the same env, where the suite has it; vs random: the difference and that difference "
+             "in units of the two standard errors combined (√(s.e.² + s.e._random²)). Training wall-clock per cell "
+             "(mean over seeds, every attempt, without the final evaluation), as the runs recorded it in their "
+             "checkpoints; \"–\" for cells that finished before it was recorded.", "",
+             "| agent | env | seeds | score | random policy | vs random | training wall-clock (h) |",
+             "|---|---|---|---|---|---|---|"]
     for agent, per_env in sorted(scores.items()):
         for env, vals in sorted(per_env.items()):
-            m, se = mean_and_stderr(vals)
-            spread, group = f"{se:.2f}", by_cell[agent, env]
-            if len(group) == 1 and "stderr" in group[0] and group[0].get("episodes"):
-                n = group[0]["episodes"]
-                spread = f"{float(group[0]['stderr']):.2f} ({n} episode{'s' * (n != 1)})"
-            random = scores.get("random", {}).get(env)
-            floor = f"{np.mean(random):.2f}" if random and agent != "random" else "–"
+            m, se, episodes = _estimate(by_cell[agent, env])
+            spread = f"{se:.2f}" + (f" ({episodes} episode{'s' * (episodes != 1)})" if episodes else "")
+            floor = gap = "–"
+            if agent != "random" and by_cell.get(("random", env)):
+                m_r, se_r, _ = _estimate(by_cell["random", env])
+                floor, both = f"{m_r:.2f} ± {se_r:.2f}", float(np.hypot(se, se_r))
+                gap = f"{m - m_r:+.2f}" + (f" ({(m - m_r) / both:+.1f} s.e.)" if both > 0 else "")
             wall = f"{np.mean(walls[agent, env]) / 3600:.2f}" if walls.get((agent, env)) else "–"
-            lines.append(f"| {agent} | {env} | {len(vals)} | {m:.2f} ± {spread} | {floor} | {wall} |")
+            lines.append(f"| {agent} | {env} | {len(vals)} | {m:.2f} ± {spread} | {floor} | {gap} | {wall} |")
     lines.append("")
     normalised: dict[tuple[str, str], list[float]] = defaultdict(list)
     for c in cells:

@@ -48,7 +48,7 @@ def test_local_suite_runs_resumes_and_reports(tmp_path):
     report = write_report(out).read_text()
     assert "| random | memory/four-rooms | 2 |" in report and "learning_curves.png" in report
     row = next(line for line in report.splitlines() if line.startswith("| random | memory/four-rooms |"))
-    assert float(row.split("|")[6]) == pytest.approx(0.0, abs=0.2)  # hours
+    assert float(row.split("|")[7]) == pytest.approx(0.0, abs=0.2)  # hours
     assert (out / "learning_curves.png").stat().st_size > 1000
 
 
@@ -303,9 +303,10 @@ def test_report_sets_each_cell_beside_the_random_policy_and_averages_normalised_
         (run / "done.json").write_text(json.dumps({"cell": {"agent": agent, "env": env, "seed": seed, "run_dir": str(run)},
                                                     "returncode": 0, **result}))
     report = write_report(tmp_path).read_text()
-    assert "| drama | atari100k/Pong | 1 | -15.00 ± 1.25 (20 episodes) | -20.50 | – |" in report
-    assert "| random | atari100k/Pong | 2 | -20.50 ± 0.50 | – | – |" in report  # s.e. over seeds: std 0.71 / sqrt 2
-    assert "| drama | dmc/cartpole-swingup | 2 | 400.00 ± 100.00 | – | – |" in report
+    # the random policy over its two seeds: -20.5, s.e. std 0.71 / sqrt 2 = 0.5; the gap 5.5 / hypot(1.25, 0.5)
+    assert "| drama | atari100k/Pong | 1 | -15.00 ± 1.25 (20 episodes) | -20.50 ± 0.50 | +5.50 (+4.1 s.e.) | – |" in report
+    assert "| random | atari100k/Pong | 2 | -20.50 ± 0.50 | – | – | – |" in report
+    assert "| drama | dmc/cartpole-swingup | 2 | 400.00 ± 100.00 | – | – | – |" in report
     assert "| atari100k | drama | 1 | 0.160 ± 0.000 |" in report
     assert "| dmc | drama | 2 | 0.400 ± 0.100 |" in report and "| d4rl | dm | 1 | 80.000 ± 0.000 |" in report
     offline = report.split("## Offline datasets")[1]
