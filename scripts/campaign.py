@@ -1,6 +1,7 @@
 """Status of a campaign of long runs: every run directory under ``ROOT`` (default ``~/ssmrl-experiments/runs``)
-with its progress, whether a process is running it now, and its latest metrics. Unfinished runs resume with the
-same command (``ssmrl train|offline ... --run-dir DIR``); ``--resume-commands`` prints those commands.
+with its progress, the hours it has taken and (at that pace) has left, whether a process is running it now, and its
+latest metrics. Unfinished runs resume with the same command (``ssmrl train|offline ... --run-dir DIR``);
+``--resume-commands`` prints those commands.
 
     python scripts/campaign.py                      # a table
     python scripts/campaign.py --json               # one JSON object
@@ -65,6 +66,9 @@ def status(run_dir: Path) -> dict:
         "env": (config.get("env") or {}).get("id") or (Path(config["dataset"]).name if config.get("dataset") else None),
         "seed": config.get("seed"), "checkpoint_step": step, "steps": total,
         "wall_s": record.get("wall_s"),  # wall-clock up to the latest checkpoint, over every attempt
+        # hours left at the pace so far (evaluations included); None before the first checkpoint or once finished
+        "eta_h": (record["wall_s"] / step * (total - step) / 3600
+                  if record.get("wall_s") and step and total and step < total else None),
         "progress": (step / total) if total else None, "finished": bool(total) and step >= total,
         "running": _running(run_dir), "commit": (info.get("git") or {}).get("commit"),
         "last_eval": evaluation, "last_metrics_step": metrics.get("step"),
@@ -91,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             if not r["finished"] and not r["running"] and r["resume"]:
                 print(r["resume"])
     else:
-        print(f"{'run':<48} {'agent':<10} {'env':<26} {'progress':>16} {'state':<9} {'wall h':>6} last eval")
+        print(f"{'run':<48} {'agent':<10} {'env':<26} {'progress':>16} {'state':<9} {'wall h':>6} {'left h':>6} "
+              "last eval")
         for r in runs:
             progress = f"{r['checkpoint_step']}/{r['steps']}"
             state = "running" if r["running"] else ("done" if r["finished"] else "stopped")
@@ -99,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             last = "" if not ev else f"{ev.get('mean', ev.get('reward_acc_imagination', '')):.4g} @ {ev['step']}"
             name = str(Path(r["run"]).relative_to(root))  # suite cells: suite/agent/env/seed<k>
             wall = "" if r["wall_s"] is None else f"{r['wall_s'] / 3600:.2f}"
-            print(f"{name:<48} {r['agent'] or '':<10} {r['env'] or '':<26} {progress:>16} {state:<9} {wall:>6} {last}")
+            left = "" if r["eta_h"] is None else f"{r['eta_h']:.2f}"
+            print(f"{name:<48} {r['agent'] or '':<10} {r['env'] or '':<26} {progress:>16} {state:<9} {wall:>6} {left:>6} "
+                  f"{last}")
     return 0
 
 

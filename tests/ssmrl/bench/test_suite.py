@@ -158,6 +158,8 @@ def test_campaign_status_lists_runs_with_progress_and_resume_commands(tmp_path, 
     assert runs["done"]["finished"] and runs["done"]["checkpoint_step"] == 30
     assert 0 < runs["done"]["wall_s"] < 600
     assert not runs["partial"]["finished"] and runs["partial"]["progress"] == pytest.approx(1 / 3)
+    # 30 of 90 steps took wall_s: 60 more take twice that
+    assert runs["partial"]["eta_h"] * 3600 == pytest.approx(2 * runs["partial"]["wall_s"]) and runs["done"]["eta_h"] is None
     assert not runs["partial"]["running"]
     assert campaign.main([str(root), "--resume-commands"]) == 0
     commands = capsys.readouterr().out.strip().splitlines()
