@@ -48,16 +48,29 @@ def _curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
     return steps, values
 
 
-def mean_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Seeds' curves ``[(steps, values)]`` -> (grid, mean, 95% half-width). The grid is the seeds' own evaluation
-    steps within the span every seed covers (no line before the first evaluation or past the shortest run); values
-    between a seed's evaluations are interpolated linearly; the half-width is 0 for one seed."""
+# Student's t 97.5% quantiles for 1..12 degrees of freedom (a 95% band over few seeds is far wider than ±1.96 s.e.)
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179)
+
+
+def t975(dof: int) -> float:
+    """Two-sided 95% quantile of Student's t with ``dof`` degrees of freedom (1.96 beyond the table: within 8%)."""
+    return _T975[dof - 1] if dof <= len(_T975) else 1.96
+
+
+def mean_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Seeds' curves ``[(steps, values)]`` -> (grid, mean, 95% half-width), or None when the seeds' spans do not
+    overlap. The grid is the seeds' own evaluation steps within the span every seed covers (no line before the first
+    evaluation or past the shortest run); values between a seed's evaluations are interpolated linearly; the
+    half-width is Student's t interval of the mean over seeds, 0 for one seed."""
     first, last = max(s[0] for s, _ in curves), min(s[-1] for s, _ in curves)
     grid = np.unique(np.concatenate([s for s, _ in curves]))
     grid = grid[(grid >= first) & (grid <= last)]
+    if grid.size == 0:
+        return None
     ys = np.stack([np.interp(grid, s, v) for s, v in curves])
     mean = ys.mean(0)
-    half = 1.96 * ys.std(0, ddof=1) / np.sqrt(len(ys)) if len(ys) > 1 else np.zeros_like(mean)
+    n = len(ys)
+    half = t975(n - 1) * ys.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(mean)
     return grid, mean, half
 
 
@@ -80,11 +93,18 @@ def learning_curves(cells: list[dict], path: Path) -> Path | None:
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     for ax, env in zip(axes.flat, envs):
         for agent, curves in sorted(groups[env].items()):
-            grid, mean, half = mean_curve(curves)
-            ax.plot(grid, mean, marker="o", markersize=3, label=f"{agent} ({len(curves)} seeds)")
+            n = len(curves)
+            curve = mean_curve(curves)
+            if curve is None:  # the seeds' runs share no span: nothing to average
+                ax.plot([], [], label=f"{agent} ({n} seeds, no common span)")
+                continue
+            grid, mean, half = curve
+            marker = "o" if len(grid) <= 30 else None  # evaluations marked; dense training-episode curves not
+            ax.plot(grid, mean, marker=marker, markersize=3, label=f"{agent} ({n} seed{'s' * (n != 1)})")
             ax.fill_between(grid, mean - half, mean + half, alpha=0.25)
         ax.set_title(env, fontsize=9)
         ax.set_xlabel("updates" if family(env) == "d4rl" else "env steps")
+        ax.set_ylabel("return", fontsize=8)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(envs):]:
         ax.axis("off")
@@ -293,12 +313,77 @@ def offline_section(cells: list[dict]) -> list[str]:
 _BUDGET_KEYS = ("size", "train", "wm", "dreamer", "ac", "env")
 
 
-def _estimate(group: list[dict]) -> tuple[float, float, int | None]:
+def _estimate(group: list[dict]) -> tuple[float, float | None, int | None]:
     """(mean, standard error, episodes) of one agent's cells on one env: over seeds, or, for a single cell scored by
-    a final evaluation, that evaluation's standard error over its ``episodes`` (None when over seeds)."""
-    if len(group) == 1 and "stderr" in group[0] and group[0].get("episodes"):
-        return float(group[0]["score"]), float(group[0]["stderr"]), int(group[0]["episodes"])
+    a final evaluation of two or more episodes, that evaluation's standard error over its ``episodes`` (None when
+    over seeds). The standard error is None where no spread was measured (one seed scored without one)."""
+    if len(group) == 1:
+        cell = group[0]
+        if "stderr" in cell and (cell.get("episodes") or 0) > 1:
+            return float(cell["score"]), float(cell["stderr"]), int(cell["episodes"])
+        return float(cell["score"]), None, None
     return (*mean_and_stderr([float(c["score"]) for c in group]), None)
+
+
+def _score_text(mean: float, se: float | None, episodes: int | None) -> str:
+    if se is None:
+        return f"{mean:.2f} (one seed, no spread)"
+    return f"{mean:.2f} ± {se:.2f}" + (f" ({episodes} episodes)" if episodes else "")
+
+
+def per_env_section(cells: list[dict]) -> list[str]:
+    """Every agent's score per env beside the random policy's, and the training wall-clock."""
+    walls: dict[tuple[str, str], list[float]] = defaultdict(list)
+    by_cell: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for c in cells:
+        by_cell[c["cell"]["agent"], c["cell"]["env"]].append(c)
+        if c.get("wall_s") is not None:
+            walls[c["cell"]["agent"], c["cell"]["env"]].append(float(c["wall_s"]))
+    lines = ["## Per environment", "",
+             "Score: mean ± standard error over seeds; a one-seed cell scored by a final evaluation shows the standard "
+             "error over that evaluation's episodes instead (their number in brackets), which leaves out the spread "
+             "between seeds. Random policy: the random agent's score on the same env, where the suite has it; vs "
+             "random: the difference, and that difference in units of the two standard errors combined "
+             "(√(s.e.² + s.e._random²)) where both were measured and are not zero. Training wall-clock per cell "
+             "(mean over seeds, every attempt, without the final evaluation), as the runs recorded it in their "
+             "checkpoints; \"–\" for cells that finished before it was recorded.", "",
+             "| agent | env | seeds | score | random policy | vs random | training wall-clock (h) |",
+             "|---|---|---|---|---|---|---|"]
+    for agent, env in sorted(by_cell):
+        m, se, episodes = _estimate(by_cell[agent, env])
+        floor = gap = "–"
+        if agent != "random" and by_cell.get(("random", env)):
+            m_r, se_r, episodes_r = _estimate(by_cell["random", env])
+            floor, gap = _score_text(m_r, se_r, episodes_r), f"{m - m_r:+.2f}"
+            if se and se_r:  # in standard errors only where both spreads were measured and are not zero
+                gap += f" ({(m - m_r) / float(np.hypot(se, se_r)):+.1f} s.e.)"
+        wall = f"{np.mean(walls[agent, env]) / 3600:.2f}" if walls.get((agent, env)) else "–"
+        lines.append(f"| {agent} | {env} | {len(by_cell[agent, env])} | {_score_text(m, se, episodes)} | {floor} "
+                     f"| {gap} | {wall} |")
+    return [*lines, ""]
+
+
+def normalised_section(cells: list[dict]) -> list[str]:
+    """The normalised score per benchmark family and agent: each env's mean over seeds first (every env weighs the
+    same), then the mean ± standard error over envs. Families apart: human-normalised Atari scores and
+    dataset-normalised returns do not average."""
+    per_env: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for c in cells:
+        if "normalised" in c:
+            per_env[family(c["cell"]["env"]), c["cell"]["agent"]][c["cell"]["env"]].append(float(c["normalised"]))
+    if not per_env:
+        return []
+    lines = ["## Normalised average per benchmark family", "",
+             "Human-normalised for Atari-like families, dataset-normalised (0 = the dataset's random, 100 = its "
+             "expert reference) for d4rl. Each env's mean over seeds, then the mean ± standard error over envs; "
+             "agents that ran different envs are not comparable here.", "",
+             "| family | agent | envs | cells | normalised score |", "|---|---|---|---|---|"]
+    for (fam, agent), envs in sorted(per_env.items()):
+        m, se = mean_and_stderr([float(np.mean(v)) for v in envs.values()])
+        digits = 1 if fam == "d4rl" else 3
+        lines.append(f"| {fam} | {agent} | {len(envs)} | {sum(map(len, envs.values()))} "
+                     f"| {m:.{digits}f} ± {se:.{digits}f} |")
+    return [*lines, ""]
 
 
 def write_report(suite_dir: Path) -> Path:
@@ -307,46 +392,9 @@ def write_report(suite_dir: Path) -> Path:
     if not cells:
         raise FileNotFoundError(f"{suite_dir} holds no finished cells (*/*/seed*/done.json)")
     scores = _scores(cells)
-    walls: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for c in cells:
-        if c.get("wall_s") is not None:
-            walls[c["cell"]["agent"], c["cell"]["env"]].append(float(c["wall_s"]))
-    by_cell: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for c in cells:
-        by_cell[c["cell"]["agent"], c["cell"]["env"]].append(c)
-    lines = [f"# Benchmark report: {suite_dir.name}", "", f"{len(cells)} finished cells.", "",
-             "## Per environment", "",
-             "Score: mean ± standard error over seeds; a one-seed cell scored by a final evaluation shows the standard "
-             "error over that evaluation's episodes instead (their number in brackets). Random policy: the random "
-             "agent's score on the same env, where the suite has it; vs random: the difference and that difference "
-             "in units of the two standard errors combined (√(s.e.² + s.e._random²)). Training wall-clock per cell "
-             "(mean over seeds, every attempt, without the final evaluation), as the runs recorded it in their "
-             "checkpoints; \"–\" for cells that finished before it was recorded.", "",
-             "| agent | env | seeds | score | random policy | vs random | training wall-clock (h) |",
-             "|---|---|---|---|---|---|---|"]
-    for agent, per_env in sorted(scores.items()):
-        for env, vals in sorted(per_env.items()):
-            m, se, episodes = _estimate(by_cell[agent, env])
-            spread = f"{se:.2f}" + (f" ({episodes} episode{'s' * (episodes != 1)})" if episodes else "")
-            floor = gap = "–"
-            if agent != "random" and by_cell.get(("random", env)):
-                m_r, se_r, _ = _estimate(by_cell["random", env])
-                floor, both = f"{m_r:.2f} ± {se_r:.2f}", float(np.hypot(se, se_r))
-                gap = f"{m - m_r:+.2f}" + (f" ({(m - m_r) / both:+.1f} s.e.)" if both > 0 else "")
-            wall = f"{np.mean(walls[agent, env]) / 3600:.2f}" if walls.get((agent, env)) else "–"
-            lines.append(f"| {agent} | {env} | {len(vals)} | {m:.2f} ± {spread} | {floor} | {gap} | {wall} |")
-    lines.append("")
-    normalised: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for c in cells:
-        if "normalised" in c:
-            normalised[family(c["cell"]["env"]), c["cell"]["agent"]].append(float(c["normalised"]))
-    if normalised:
-        # one row per benchmark family: human-normalised Atari scores and dataset-normalised returns do not average
-        lines += ["## Normalised average (per benchmark family, mean ± standard error over cells)", "",
-                  "| family | agent | cells | normalised score |", "|---|---|---|---|"]
-        lines += [f"| {f} | {a} | {len(v)} | {np.mean(v):.3f} ± {mean_and_stderr(v)[1]:.3f} |"
-                  for (f, a), v in sorted(normalised.items())]
-        lines.append("")
+    lines = [f"# Benchmark report: {suite_dir.name}", "", f"{len(cells)} finished cells.", ""]
+    lines += per_env_section(cells)
+    lines += normalised_section(cells)
     changed = sorted({w for c in cells if c["cell"]["env"].split("/")[0] in ("atari100k", "atari")
                       for w in c["cell"].get("words", []) if w.split("=")[0].split(".")[0] in _BUDGET_KEYS})
     lines += atari_section(scores, suite_dir, changed)

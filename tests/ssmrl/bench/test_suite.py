@@ -309,8 +309,8 @@ def test_report_sets_each_cell_beside_the_random_policy_and_averages_normalised_
     assert "| drama | atari100k/Pong | 1 | -15.00 ± 1.25 (20 episodes) | -20.50 ± 0.50 | +5.50 (+4.1 s.e.) | – |" in report
     assert "| random | atari100k/Pong | 2 | -20.50 ± 0.50 | – | – | – |" in report
     assert "| drama | dmc/cartpole-swingup | 2 | 400.00 ± 100.00 | – | – | – |" in report
-    assert "| atari100k | drama | 1 | 0.160 ± 0.000 |" in report
-    assert "| dmc | drama | 2 | 0.400 ± 0.100 |" in report and "| d4rl | dm | 1 | 80.000 ± 0.000 |" in report
+    assert "| atari100k | drama | 1 | 1 | 0.160 ± 0.000 |" in report
+    assert "| dmc | drama | 1 | 2 | 0.400 ± 0.000 |" in report and "| d4rl | dm | 1 | 1 | 80.0 ± 0.0 |" in report
     offline = report.split("## Offline datasets")[1]
     assert "hopper-medium-replay | dm | 1 | 80.0 (one seed)" in offline and "cartpole" not in offline
 
@@ -323,6 +323,39 @@ def test_mean_curve_spans_the_evaluations_every_seed_has():
     grid, mean, half = mean_curve([a, b])
     assert grid.tolist() == [5000.0, 7500.0, 10000.0, 12500.0]  # from the later first to the earlier last evaluation
     assert mean.tolist() == pytest.approx([(10 + 5) / 2, (15 + 10) / 2, (20 + 15) / 2, (25 + 20) / 2])
-    assert half == pytest.approx(1.96 * np.std([10.0, 5.0], ddof=1) / np.sqrt(2))  # the seeds differ by 5 throughout
+    # the seeds differ by 5 throughout; Student's t with one degree of freedom
+    assert half == pytest.approx(12.706 * np.std([10.0, 5.0], ddof=1) / np.sqrt(2))
     grid, mean, half = mean_curve([a])
     assert grid.tolist() == a[0].tolist() and mean.tolist() == a[1].tolist() and not half.any()
+    assert mean_curve([a, (np.array([30000.0, 40000.0]), np.array([1.0, 2.0]))]) is None  # no common span
+
+
+def test_t_quantiles_match_scipy():
+    from scipy import stats
+
+    from ssmrl.bench.report import t975
+
+    for dof in range(1, 13):
+        assert t975(dof) == pytest.approx(stats.t.ppf(0.975, dof), abs=1e-3)
+    assert t975(40) == pytest.approx(stats.t.ppf(0.975, 40), rel=0.05)
+
+
+def test_report_gives_no_standard_error_units_where_no_spread_was_measured(tmp_path):
+    """A one-seed cell without a final evaluation's standard error, or seeds with identical scores, cannot be set
+    against the random policy in standard errors; the family average weighs every env the same."""
+    rows = [("drama", "atari100k/Pong", 0, {"score": -15.0, "normalised": 0.2}),
+            ("drama", "atari100k/Breakout", 0, {"score": 5.0, "normalised": 0.1}),
+            ("drama", "atari100k/Breakout", 1, {"score": 5.0, "normalised": 0.1}),
+            ("drama", "atari100k/Breakout", 2, {"score": 5.0, "normalised": 0.1}),
+            ("random", "atari100k/Pong", 0, {"score": -20.0, "stderr": 0.5, "episodes": 20}),
+            ("random", "atari100k/Breakout", 0, {"score": 1.0, "stderr": 0.2, "episodes": 20})]
+    for agent, env, seed, result in rows:
+        run = tmp_path / agent / env.replace("/", "__") / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "done.json").write_text(json.dumps({"cell": {"agent": agent, "env": env, "seed": seed, "run_dir": str(run)},
+                                                    "returncode": 0, **result}))
+    report = write_report(tmp_path).read_text()
+    assert "| drama | atari100k/Pong | 1 | -15.00 (one seed, no spread) | -20.00 ± 0.50 (20 episodes) | +5.00 | – |" in report
+    assert "| drama | atari100k/Breakout | 3 | 5.00 ± 0.00 | 1.00 ± 0.20 (20 episodes) | +4.00 | – |" in report
+    # Pong 0.2 (one seed) and Breakout 0.1 (three seeds) weigh the same: 0.15, not (0.2 + 3 * 0.1) / 4
+    assert "| atari100k | drama | 2 | 4 | 0.150 ± 0.050 |" in report
