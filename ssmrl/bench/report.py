@@ -6,7 +6,8 @@ median, IQM and optimality gap with 95% stratified-bootstrap intervals, games ab
 agents beside ours (marked *published*); for STORI each type against the deterministic game (type 3.1 or the
 plain Atari100k game); for offline datasets the normalised average, and per dataset mean ± std over seeds (final
 and late scores) with the agents' order where it holds beyond one standard deviation. Plots: learning curves (mean
-and 95% band over seeds), per-game HNS bars, performance profiles.
+and 95% band over seeds; the random policy as a line at its score where a learner shares the env), per-game HNS
+bars, performance profiles.
 """
 from __future__ import annotations
 
@@ -74,34 +75,59 @@ def mean_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray,
     return grid, mean, half
 
 
+def curve_series(cells: list[dict]) -> dict[str, dict[str, tuple]]:
+    """What each learning-curve panel draws: {env: {agent: series}} over the finished cells.
+
+    A series is ``("curve", grid, mean, half, n)`` (``mean_curve`` over the agent's n seeds), ``("no common span",
+    n)``, or, for the random policy on an env where another agent has a curve, ``("level", score, n)``: the mean of
+    its cells' scores as a horizontal line. Its own curve would be its training episodes' returns, episode-by-episode
+    noise that hides the learner's evaluations; alone on an env it is drawn as that curve."""
+    groups: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for cell in cells:
+        curve = _curve(Path(cell["directory"]))
+        if curve is not None:
+            groups[cell["cell"]["env"]][cell["cell"]["agent"]].append(curve)
+    random = _scores(cells).get("random", {})
+    series: dict[str, dict[str, tuple]] = {}
+    for env, per_agent in groups.items():
+        level = bool(random.get(env)) and any(agent != "random" for agent in per_agent)
+        series[env] = {}
+        for agent, curves in sorted(per_agent.items()):
+            if agent == "random" and level:
+                continue
+            curve = mean_curve(curves)
+            series[env][agent] = ("no common span", len(curves)) if curve is None else ("curve", *curve, len(curves))
+        if level:
+            series[env]["random"] = ("level", float(np.mean(random[env])), len(random[env]))
+    return series
+
+
 def learning_curves(cells: list[dict], path: Path) -> Path | None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for cell in cells:
-        curve = _curve(Path(cell["directory"]))
-        if curve is not None:
-            groups[cell["cell"]["env"]][cell["cell"]["agent"]].append(curve)
-    if not groups:
+    series = curve_series(cells)
+    if not series:
         return None
-    envs = sorted(groups)
+    envs = sorted(series)
     cols = min(4, len(envs))
     rows = -(-len(envs) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     for ax, env in zip(axes.flat, envs):
-        for agent, curves in sorted(groups[env].items()):
-            n = len(curves)
-            curve = mean_curve(curves)
-            if curve is None:  # the seeds' runs share no span: nothing to average
-                ax.plot([], [], label=f"{agent} ({n} seeds, no common span)")
-                continue
-            grid, mean, half = curve
-            marker = "o" if len(grid) <= 30 else None  # evaluations marked; dense training-episode curves not
-            ax.plot(grid, mean, marker=marker, markersize=3, label=f"{agent} ({n} seed{'s' * (n != 1)})")
-            ax.fill_between(grid, mean - half, mean + half, alpha=0.25)
+        for agent, (kind, *values) in series[env].items():
+            n = values[-1]
+            seeds = f"{n} seed{'s' * (n != 1)}"
+            if kind == "no common span":  # the seeds' runs share no span: nothing to average
+                ax.plot([], [], label=f"{agent} ({seeds}, no common span)")
+            elif kind == "level":
+                ax.axhline(values[0], color="gray", linestyle="--", linewidth=1, label=f"{agent} ({seeds}, final score)")
+            else:
+                grid, mean, half = values[:3]
+                marker = "o" if len(grid) <= 30 else None  # evaluations marked; dense training-episode curves not
+                ax.plot(grid, mean, marker=marker, markersize=3, label=f"{agent} ({seeds})")
+                ax.fill_between(grid, mean - half, mean + half, alpha=0.25)
         ax.set_title(env, fontsize=9)
         ax.set_xlabel("updates" if family(env) == "d4rl" else "env steps")
         ax.set_ylabel("return", fontsize=8)

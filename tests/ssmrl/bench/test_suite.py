@@ -359,3 +359,31 @@ def test_report_gives_no_standard_error_units_where_no_spread_was_measured(tmp_p
     assert "| drama | atari100k/Breakout | 3 | 5.00 ± 0.00 | 1.00 ± 0.20 (20 episodes) | +4.00 | – |" in report
     # Pong 0.2 (one seed) and Breakout 0.1 (three seeds) weigh the same: 0.15, not (0.2 + 3 * 0.1) / 4
     assert "| atari100k | drama | 2 | 4 | 0.150 ± 0.050 |" in report
+
+
+def test_curves_draw_the_random_policy_as_its_score_where_a_learner_shares_the_env(tmp_path):
+    from ssmrl.bench.report import curve_series
+
+    def cell(agent, env, seed, score, rows):
+        run = tmp_path / agent / env.replace("/", "__") / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (run / "done.json").write_text(json.dumps({"cell": {"agent": agent, "env": env, "seed": seed},
+                                                    "returncode": 0, "score": score}))
+
+    def episodes(returns):  # the random policy logs training episodes only
+        return [{"step": 100 * (i + 1), "kind": "train", "episode_return": r} for i, r in enumerate(returns)]
+
+    evals = [{"step": 2500, "kind": "eval", "mean": 2.0}, {"step": 5000, "kind": "eval", "mean": 6.0}]
+    cell("drama", "atari100k/Breakout", 0, 5.5, evals)
+    cell("random", "atari100k/Breakout", 0, 1.0, episodes([0.0, 5.0, 2.0]))
+    cell("random", "atari100k/Breakout", 1, 2.0, episodes([4.0, 0.0]))
+    cell("random", "atari100k/MsPacman", 0, 250.0, episodes([200.0, 300.0]))
+    series = curve_series(collect(tmp_path))
+    breakout = series["atari100k/Breakout"]
+    assert breakout["random"] == ("level", 1.5, 2)  # the mean of its cells' scores, not its episodes' returns
+    kind, grid, mean, half, n = breakout["drama"]
+    assert kind == "curve" and grid.tolist() == [2500.0, 5000.0] and mean.tolist() == [2.0, 6.0] and n == 1
+    kind, grid, mean, _, n = series["atari100k/MsPacman"]["random"]  # alone on its env: its own curve
+    assert kind == "curve" and mean.tolist() == [200.0, 300.0] and n == 1
+    assert write_report(tmp_path).read_text().count("learning_curves.png") == 1
