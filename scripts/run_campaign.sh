@@ -59,7 +59,7 @@ mkdir -p "$root/locks" "$root/suites" "$datasets"
   if [ ! -f "$src/.venv/.installed" ]; then
     [ -d "$src/.git" ] || git clone -q "$repo" "$src"
     git -C "$src" checkout -q "$commit"
-    make -C "$src" setup >"$root/setup-$commit.log" 2>&1
+    make -C "$src" setup >"$root/setup-$commit.log" 2>&1 || { echo "setting up $src failed: see $root/setup-$commit.log" >&2; exit 1; }
   fi
 ) 9>"$root/locks/setup-$commit"
 
