@@ -17,6 +17,15 @@ WORDS = ["size=debug", "train.steps=60", "train.checkpoint_every=30", "env.optio
 ENVS = ["memory/four-rooms", "memory/doors-keys-3"]
 
 
+def _finished_cell(suite: Path, agent: str, env: str, seed: int, **result) -> Path:
+    """A suite cell as ``run_suite`` leaves it when finished: its run directory with a done.json holding ``result``."""
+    run = suite / agent / env.replace("/", "__") / f"seed{seed}"
+    run.mkdir(parents=True)
+    (run / "done.json").write_text(json.dumps({"cell": {"agent": agent, "env": env, "seed": seed, "run_dir": str(run)},
+                                               "returncode": 0, **result}))
+    return run
+
+
 @pytest.mark.parametrize("name,mean,median", [("IRIS", 1.046, 0.289), ("STORM", 1.222, 0.425),
                                               ("DreamerV3", 1.124, 0.485), ("DIAMOND", 1.459, 0.373)])
 def test_published_columns_reproduce_published_hns(name, mean, median):
@@ -58,11 +67,7 @@ def test_atari_report_tables_and_plots(tmp_path):
     games = ["Pong", "Boxing", "Breakout"]
     for game in games:
         for seed in range(3):
-            run = tmp_path / "drama" / f"atari100k__{game}" / f"seed{seed}"
-            run.mkdir(parents=True)
-            score = float(rng.uniform(0, 20))
-            (run / "done.json").write_text(json.dumps({"cell": {"agent": "drama", "env": f"atari100k/{game}", "seed": seed,
-                                                                 "run_dir": str(run)}, "score": score, "returncode": 0}))
+            _finished_cell(tmp_path, "drama", f"atari100k/{game}", seed, score=float(rng.uniform(0, 20)))
     report = write_report(tmp_path).read_text()
     cells = collect(tmp_path)
     hns = {}
@@ -276,10 +281,7 @@ def test_stori_report_sets_each_type_against_type_31_or_the_plain_atari_game(tmp
               ("drama", "stori/Breakout/1"): [-2.0]}
     for (agent, env), values in scores.items():
         for seed, score in enumerate(values):
-            run = tmp_path / agent / env.replace("/", "__") / f"seed{seed}"
-            run.mkdir(parents=True)
-            (run / "done.json").write_text(json.dumps({"cell": {"agent": agent, "env": env, "seed": seed, "run_dir": str(run)},
-                                                        "score": score, "returncode": 0}))
+            _finished_cell(tmp_path, agent, env, seed, score=score)
     report = write_report(tmp_path).read_text()
     # base 12, random 1: drop 1 - 6/12, gain kept (6 - 1) / (12 - 1)
     assert "| drama | Boxing | 1 | 2 | 6.0 | `atari100k/Boxing` | 2 | 12.0 | 50% | 0.45 |" in report
@@ -300,10 +302,7 @@ def test_report_sets_each_cell_beside_the_random_policy_and_averages_normalised_
             ("drama", "dmc/cartpole-swingup", 1, {"score": 500.0, "normalised": 0.5}),
             ("dm", "hopper-medium-replay", 0, {"score": 900.0, "normalised": 80.0})]
     for agent, env, seed, result in rows:
-        run = tmp_path / agent / env.replace("/", "__") / f"seed{seed}"
-        run.mkdir(parents=True)
-        (run / "done.json").write_text(json.dumps({"cell": {"agent": agent, "env": env, "seed": seed, "run_dir": str(run)},
-                                                    "returncode": 0, **result}))
+        _finished_cell(tmp_path, agent, env, seed, **result)
     report = write_report(tmp_path).read_text()
     # the random policy over its two seeds: -20.5, s.e. std 0.71 / sqrt 2 = 0.5; the gap 5.5 / hypot(1.25, 0.5)
     assert "| drama | atari100k/Pong | 1 | -15.00 ± 1.25 (20 episodes) | -20.50 ± 0.50 | +5.50 (+4.1 s.e.) | – |" in report
@@ -350,10 +349,7 @@ def test_report_gives_no_standard_error_units_where_no_spread_was_measured(tmp_p
             ("random", "atari100k/Pong", 0, {"score": -20.0, "stderr": 0.5, "episodes": 20}),
             ("random", "atari100k/Breakout", 0, {"score": 1.0, "stderr": 0.2, "episodes": 20})]
     for agent, env, seed, result in rows:
-        run = tmp_path / agent / env.replace("/", "__") / f"seed{seed}"
-        run.mkdir(parents=True)
-        (run / "done.json").write_text(json.dumps({"cell": {"agent": agent, "env": env, "seed": seed, "run_dir": str(run)},
-                                                    "returncode": 0, **result}))
+        _finished_cell(tmp_path, agent, env, seed, **result)
     report = write_report(tmp_path).read_text()
     assert "| drama | atari100k/Pong | 1 | -15.00 (one seed, no spread) | -20.00 ± 0.50 (20 episodes) | +5.00 | – |" in report
     assert "| drama | atari100k/Breakout | 3 | 5.00 ± 0.00 | 1.00 ± 0.20 (20 episodes) | +4.00 | – |" in report
@@ -365,11 +361,8 @@ def test_curves_draw_the_random_policy_as_its_score_where_a_learner_shares_the_e
     from ssmrl.bench.report import curve_series
 
     def cell(agent, env, seed, score, rows):
-        run = tmp_path / agent / env.replace("/", "__") / f"seed{seed}"
-        run.mkdir(parents=True)
+        run = _finished_cell(tmp_path, agent, env, seed, score=score)
         (run / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        (run / "done.json").write_text(json.dumps({"cell": {"agent": agent, "env": env, "seed": seed},
-                                                    "returncode": 0, "score": score}))
 
     def episodes(returns):  # the random policy logs training episodes only
         return [{"step": 100 * (i + 1), "kind": "train", "episode_return": r} for i, r in enumerate(returns)]
